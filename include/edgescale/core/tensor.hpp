@@ -1,0 +1,149 @@
+// edgescale/core/tensor.hpp — Eigen aliases, static shapes and grow-only workspaces.
+//
+// Layout: a batch is a column-major matrix with one sample per column (features x batch). A
+// sample of rank 3 is stored channel-major (C, H, W), as PyTorch does, so Flatten is free and
+// weights interchange with PyTorch without permutation.
+//
+// Static shapes live in the types (`Shape<C, H, W>`), where they are checked at compile time. The
+// kernels compute on dynamic-size Eigen maps: every Dense of one scalar type shares one set of
+// Eigen product instantiations, which keeps compile time and memory low (docs/results/nn.md).
+#pragma once
+
+#include <Eigen/Core>
+
+#include <array>
+#include <cstddef>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+namespace edgescale {
+
+using Index = Eigen::Index;
+
+/// Eigen's marker for a size known only at run time.
+inline constexpr int Dynamic = Eigen::Dynamic;
+
+template <class T>
+using Matrix = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic>;
+template <class T>
+using Vector = Eigen::Matrix<T, Eigen::Dynamic, 1>;
+
+/// A batch: features x batch, one sample per column, viewed in memory someone else owns.
+template <class T>
+using BatchView = Eigen::Map<Matrix<T>>;
+/// A read-only batch view; what layers take and return.
+template <class T>
+using ConstBatchView = Eigen::Map<const Matrix<T>>;
+
+/// A static sample shape: `Shape<N>` for a feature vector, `Shape<C, H, W>` for an image.
+template <int... Dims>
+struct Shape {
+  static_assert(sizeof...(Dims) > 0, "Shape needs at least one dimension");
+  static_assert(((Dims > 0) && ...), "Shape dimensions must be positive");
+  static constexpr int rank = sizeof...(Dims);
+  static constexpr int size = (Dims * ...);
+  static constexpr std::array<int, sizeof...(Dims)> dims{Dims...};
+};
+
+namespace detail {
+template <class S>
+struct is_shape : std::false_type {};
+template <int... D>
+struct is_shape<Shape<D...>> : std::true_type {};
+}  // namespace detail
+
+/// A type is a static shape.
+template <class S>
+concept StaticShape = detail::is_shape<S>::value;
+
+/// An image shape (C, H, W).
+template <class S>
+concept ImageShape = StaticShape<S> && S::rank == 3;
+
+/// Grow-only storage for a batch with a fixed number of rows: resizing to fewer columns, or back,
+/// never reallocates, so alternating batch sizes (training at 256, inferring at 1) costs no heap
+/// traffic after the largest batch has been seen.
+template <class T>
+class Workspace {
+ public:
+  Workspace() = default;
+  Workspace(Index rows, Index cols) { resize(rows, cols); }
+
+  /// Sets the view to rows x cols, growing the storage only if it is too small.
+  BatchView<T> resize(Index rows, Index cols) {
+    if (rows * cols > storage_.size()) {
+      storage_.resize(rows * cols);
+    }
+    rows_ = rows;
+    cols_ = cols;
+    return view();
+  }
+  /// Grows the capacity to hold rows x cols without changing the view.
+  void reserve(Index rows, Index cols) {
+    if (rows * cols > storage_.size()) {
+      storage_.resize(rows * cols);
+    }
+  }
+  BatchView<T> view() { return BatchView<T>(storage_.data(), rows_, cols_); }
+  ConstBatchView<T> view() const { return ConstBatchView<T>(storage_.data(), rows_, cols_); }
+  [[nodiscard]] Index rows() const { return rows_; }
+  [[nodiscard]] Index cols() const { return cols_; }
+  [[nodiscard]] Index capacity() const { return storage_.size(); }
+
+ private:
+  Vector<T> storage_;
+  Index rows_ = 0;
+  Index cols_ = 0;
+};
+
+/// What a parameter tensor is for: trained weights and biases, or state that is saved and loaded
+/// but not trained (BatchNorm's running statistics).
+enum class ParameterRole { weight, bias, buffer };
+
+/// One parameter tensor of a layer: values, gradient and an optional mask, stored flat in the
+/// PyTorch order of `shape` (row-major), so a tensor saves to .npy and loads into PyTorch as is.
+///
+/// The mask, when present (same size as the values, entries 0 or 1), is the pruning contract:
+/// optimizers zero the masked gradient before and the masked values after every step, so masked
+/// weights stay exactly zero through training.
+template <class T>
+struct Parameter {
+  std::string name;           ///< local name: "weight", "bias", "running_mean"
+  std::vector<Index> shape;   ///< PyTorch order, e.g. {out, in} or {cout, cin, kh, kw}
+  ParameterRole role = ParameterRole::weight;
+  Vector<T> value;
+  Vector<T> grad;
+  Vector<T> mask;  ///< empty: dense
+
+  Parameter() = default;
+  Parameter(std::string name_, std::vector<Index> shape_, ParameterRole role_)
+      : name(std::move(name_)), shape(std::move(shape_)), role(role_) {
+    Index n = 1;
+    for (const Index d : shape) {
+      n *= d;
+    }
+    value = Vector<T>::Zero(n);
+    grad = role == ParameterRole::buffer ? Vector<T>() : Vector<T>::Zero(n);
+  }
+
+  [[nodiscard]] Index size() const { return value.size(); }
+  [[nodiscard]] bool trainable() const { return role != ParameterRole::buffer; }
+  [[nodiscard]] bool masked() const { return mask.size() != 0; }
+  /// Multiplies the values by the mask (no-op when dense).
+  void apply_mask() {
+    if (masked()) {
+      value.array() *= mask.array();
+    }
+  }
+  /// Multiplies the gradient by the mask (no-op when dense).
+  void mask_gradient() {
+    if (masked() && grad.size() != 0) {
+      grad.array() *= mask.array();
+    }
+  }
+  void zero_grad() { grad.setZero(); }
+};
+
+}  // namespace edgescale

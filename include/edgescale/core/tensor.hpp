@@ -87,7 +87,8 @@ class Workspace {
     }
   }
   BatchView<T> view() { return BatchView<T>(storage_.data(), rows_, cols_); }
-  ConstBatchView<T> view() const { return ConstBatchView<T>(storage_.data(), rows_, cols_); }
+  ConstBatchView<T> view() const { return cview(); }
+  ConstBatchView<T> cview() const { return ConstBatchView<T>(storage_.data(), rows_, cols_); }
   [[nodiscard]] Index rows() const { return rows_; }
   [[nodiscard]] Index cols() const { return cols_; }
   [[nodiscard]] Index capacity() const { return storage_.size(); }

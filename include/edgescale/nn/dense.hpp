@@ -1,0 +1,96 @@
+// edgescale/nn/dense.hpp — fully connected layer, y = W x + b.
+//
+//   using Net = nn::Sequential<nn::Dense<784, 300>, nn::ReLU, nn::Dense<300, 10>>;
+//
+// W is stored as PyTorch stores nn.Linear.weight, (out, in) row-major, i.e. the column-major
+// in x out matrix Wt; so y = Wtᵀ x + b, dWt += x dyᵀ, db += Σ_batch dy, dx = Wt dy (one GEMM each).
+#pragma once
+
+#include <edgescale/core/random.hpp>
+#include <edgescale/core/tensor.hpp>
+#include <edgescale/nn/init.hpp>
+
+#include <array>
+#include <span>
+
+namespace edgescale::nn {
+
+template <class T, int In, int Out, bool Bias = true>
+class DenseLayer {
+ public:
+  using scalar_type = T;
+  using input_shape = Shape<In>;
+  using output_shape = Shape<Out>;
+  static constexpr bool has_bias = Bias;
+
+  DenseLayer() : params_{make_parameters()} { out_.reserve(Out, 1); }
+
+  template <class S>
+  void initialize(const S& scheme, Rng& rng) {
+    scheme(params_[0], In, Out, rng);
+    if constexpr (Bias) {
+      params_[1].value.setZero();
+    }
+  }
+
+  ConstBatchView<T> forward(const ConstBatchView<T>& x) {
+    x_ = x.data();
+    batch_ = x.cols();
+    auto y = out_.resize(Out, batch_);
+    y.noalias() = weight_t().transpose() * x;
+    if constexpr (Bias) {
+      y.colwise() += params_[1].value;
+    }
+    return out_.cview();
+  }
+
+  ConstBatchView<T> backward(const ConstBatchView<T>& dy) {
+    backward_parameters(dy);
+    auto dx = grad_in_.resize(In, batch_);
+    dx.noalias() = weight_t() * dy;
+    return grad_in_.cview();
+  }
+
+  void backward_parameters(const ConstBatchView<T>& dy) {
+    const ConstBatchView<T> x(x_, In, batch_);
+    BatchView<T>(params_[0].grad.data(), In, Out).noalias() += x * dy.transpose();
+    if constexpr (Bias) {
+      params_[1].grad.noalias() += dy.rowwise().sum();
+    }
+  }
+
+  std::span<Parameter<T>> parameters() { return params_; }
+  std::span<const Parameter<T>> parameters() const { return params_; }
+
+  /// W as the column-major in x out matrix (the memory of PyTorch's (out, in) weight).
+  ConstBatchView<T> weight_t() const { return {params_[0].value.data(), In, Out}; }
+
+ private:
+  static auto make_parameters() {
+    if constexpr (Bias) {
+      return std::array<Parameter<T>, 2>{Parameter<T>("weight", {Out, In}, ParameterRole::weight),
+                                         Parameter<T>("bias", {Out}, ParameterRole::bias)};
+    } else {
+      return std::array<Parameter<T>, 1>{Parameter<T>("weight", {Out, In}, ParameterRole::weight)};
+    }
+  }
+
+  std::array<Parameter<T>, Bias ? 2 : 1> params_;
+  Workspace<T> out_;
+  Workspace<T> grad_in_;
+  const T* x_ = nullptr;
+  Index batch_ = 0;
+};
+
+/// Layer spec: a fully connected layer from In to Out features (any input shape of In values).
+template <int In, int Out, bool Bias = true>
+struct Dense {
+  static_assert(In > 0 && Out > 0, "Dense<In, Out>: sizes must be positive");
+  using input_shape = Shape<In>;
+  template <StaticShape S>
+  static constexpr bool accepts = S::size == In;
+  template <class T, StaticShape S>
+  using layer = DenseLayer<T, In, Out, Bias>;
+};
+
+}  // namespace edgescale::nn

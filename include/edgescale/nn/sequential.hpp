@@ -111,18 +111,18 @@ struct chain<T, In, Spec, Rest...>
                          chain_failure<T, In, Spec>> {};
 
 /// The input shape a network of these specs takes: from Input<...>, or from the first layer.
-template <class First>
+template <class First, class... Rest>
 struct network_input {
   using type = void;
 };
-template <class First>
+template <class First, class... Rest>
   requires is_input<First>::value
-struct network_input<First> {
+struct network_input<First, Rest...> {
   using type = typename First::shape;
 };
-template <class First>
+template <class First, class... Rest>
   requires(!is_input<First>::value && requires { typename First::input_shape; })
-struct network_input<First> {
+struct network_input<First, Rest...> {
   using type = typename First::input_shape;
 };
 
@@ -358,7 +358,7 @@ class BasicSequential {
 
  private:
   template <class Self, class F>
-  static void visit_tensors(Self& self, F& f) {
+  static void visit_tensors(Self& self, F&& f) {
     std::string name;
     [&]<std::size_t... I>(std::index_sequence<I...>) {
       (visit_layer_tensors<I>(self, f, name), ...);

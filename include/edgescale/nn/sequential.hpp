@@ -11,7 +11,9 @@
 // double (gradient checks, reference comparisons). A network whose first layer does not fix its
 // input shape (Conv2D) starts with `Input<C, H, W>`. A shape mismatch between two layers is a
 // compile error naming the layer and the shape it was offered, e.g.
-//   "the expression 'Dense<200, 10>::accepts<Shape<300>>' evaluated to false".
+//   clang: "AcceptsInput<Dense<200, 10>, float, Shape<300>> evaluated to false"; g++ names the
+//   unsatisfied LayerAcceptsPreviousOutput (-fconcepts-diagnostics-depth=3 shows the layer).
+//   A type that is neither a spec nor a Layer stops with the requirement it misses.
 //
 // split: `extractor<K>()` is layers [0, K) and `head<K>()` layers [K, N), as networks of their
 // own; `set_head<K>(h)` writes a trained head back. Tensors are named "<index>.<name>", the keys
@@ -67,6 +69,9 @@ struct bound<Spec, T, S> {
   using type = typename Spec::template layer<T, S>;
 };
 
+/// Stands for "no layer failed" in the chain check.
+struct no_failure {};
+
 /// Binds Specs one after another from shape In. `valid` says whether every layer accepts the
 /// shape before it; if not, `failing_spec` and `failing_input` name the first that does not.
 template <class T, class In, class... Specs>
@@ -74,18 +79,55 @@ struct chain {
   static constexpr bool valid = true;
   using layers = type_list<>;
   using output_shape = In;
-  using failing_spec = void;
+  using failing_spec = no_failure;
   using failing_input = In;
+};
+
+template <class Spec>
+concept IsSpec = requires {
+  { Spec::template accepts<Shape<1>> } -> std::convertible_to<bool>;
+};
+
+/// A spec is something that binds (has `accepts`); anything else in a Sequential must be a
+/// concrete Layer. A type that is neither is always a mistake, so it stops compilation here with
+/// the requirement it misses, rather than as one more shape that did not fit.
+template <class Spec, bool = IsSpec<Spec>>
+struct require_layer {
+  static constexpr bool value = true;
+};
+template <class Spec>
+struct require_layer<Spec, false> {
+  static_assert(HasScalarType<Spec>,
+                "this type in a Sequential is neither a layer spec (no `accepts`/`layer`) nor a "
+                "Layer: HasScalarType is false (add `using scalar_type = float;`)");
+  static_assert(HasStaticShapes<Spec>,
+                "this type in a Sequential is not a Layer: HasStaticShapes is false (add "
+                "`using input_shape = Shape<...>; using output_shape = Shape<...>;`)");
+  static_assert(HasForward<Spec>,
+                "this type in a Sequential is not a Layer: HasForward is false (add "
+                "`ConstBatchView<T> forward(const ConstBatchView<T>&)`)");
+  static_assert(HasBackward<Spec>,
+                "this type in a Sequential is not a Layer: HasBackward is false (add "
+                "`ConstBatchView<T> backward(const ConstBatchView<T>&)`)");
+  static constexpr bool value = true;
 };
 
 template <class T, class In, class Spec>
 struct chain_failure {
+  static_assert(require_layer<Spec>::value);
   static constexpr bool valid = false;
   using layers = type_list<>;
   using output_shape = In;
   using failing_spec = Spec;
   using failing_input = In;
 };
+
+/// Satisfied when the chain is valid; otherwise the compiler's message names the first layer
+/// that does not fit and the shape it was offered: "required for the satisfaction of
+/// 'LayerAcceptsPreviousOutput<Spec, T, In>' [with Spec = Dense<200, 10>; T = float;
+/// In = Shape<300>]".
+template <class Spec, class T, class In>
+concept LayerAcceptsPreviousOutput = std::is_same_v<Spec, no_failure> || AcceptsInput<Spec, T, In>;
 
 template <class L, class List>
 struct prepend;
@@ -177,9 +219,8 @@ template <class T, class... Specs>
 concept ComposableLayers =
     std::floating_point<T> && sizeof...(Specs) > 0 &&
     StaticShape<typename detail::network_input<Specs...>::type> &&
-    (detail::network_chain<T, Specs...>::valid ||
-     AcceptsInput<typename detail::network_chain<T, Specs...>::failing_spec, T,
-                  typename detail::network_chain<T, Specs...>::failing_input>);
+    detail::LayerAcceptsPreviousOutput<typename detail::network_chain<T, Specs...>::failing_spec,
+                                       T, typename detail::network_chain<T, Specs...>::failing_input>;
 
 template <class T, class... Specs>
   requires ComposableLayers<T, Specs...>

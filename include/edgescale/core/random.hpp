@@ -89,4 +89,11 @@ void shuffle(std::span<E> values, Rng& rng) {
   }
 }
 
+/// Shuffles a contiguous container (std::vector, std::array, ...) in place.
+template <class Container>
+  requires requires(Container& c) { std::span(c); }
+void shuffle(Container& values, Rng& rng) {
+  shuffle(std::span(values), rng);
+}
+
 }  // namespace edgescale

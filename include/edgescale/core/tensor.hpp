@@ -13,6 +13,7 @@
 
 #include <array>
 #include <cstddef>
+#include <span>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -61,6 +62,15 @@ concept StaticShape = detail::is_shape<S>::value;
 /// An image shape (C, H, W).
 template <class S>
 concept ImageShape = StaticShape<S> && S::rank == 3;
+
+/// Number of values a tensor of this shape holds (1 for the empty shape of a scalar).
+inline Index shape_size(std::span<const Index> shape) {
+  Index n = 1;
+  for (const Index d : shape) {
+    n *= d;
+  }
+  return n;
+}
 
 /// Grow-only storage for a batch with a fixed number of rows: resizing to fewer columns, or back,
 /// never reallocates, so alternating batch sizes (training at 256, inferring at 1) costs no heap
@@ -121,10 +131,7 @@ struct Parameter {
   Parameter() = default;
   Parameter(std::string name_, std::vector<Index> shape_, ParameterRole role_)
       : name(std::move(name_)), shape(std::move(shape_)), role(role_) {
-    Index n = 1;
-    for (const Index d : shape) {
-      n *= d;
-    }
+    const Index n = shape_size(shape);
     value = Vector<T>::Zero(n);
     grad = role == ParameterRole::buffer ? Vector<T>() : Vector<T>::Zero(n);
   }

@@ -294,7 +294,7 @@ class BatchSampler {
   /// epoch's, so it depends only on the generator's state). Then call next() for each batch.
   void start_epoch(Rng& rng) {
     std::iota(order_.begin(), order_.end(), Index{0});
-    edgescale::shuffle(std::span<Index>(order_), rng);
+    edgescale::shuffle(order_, rng);
     restart();
   }
   /// Starts an epoch in dataset order.

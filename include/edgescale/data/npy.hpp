@@ -582,10 +582,7 @@ void write_npy(std::ostream& out, const T* data, std::span<const Index> shape) {
 /// Writes an NpyArray; throws shape_error when its data does not match its shape.
 template <NpyScalar T>
 void write_npy(std::ostream& out, const NpyArray<T>& array) {
-  Index count = 1;
-  for (const Index d : array.shape) {
-    count *= d;
-  }
+  const Index count = shape_size(array.shape);
   if (count != array.size()) {
     throw shape_error("write_npy: shape " + detail::npy_shape_repr(array.shape) + " holds " +
                       std::to_string(count) + " values but the array has " +
@@ -693,11 +690,7 @@ void save_parameters(const Net& net, const std::filesystem::path& dir) {
       throw argument_error("tensor name " + detail::quote_name(qualified_name) +
                            " appears twice in the network");
     }
-    Index count = 1;
-    for (const Index d : tensor.shape) {
-      count *= d;
-    }
-    if (count != tensor.value.size()) {
+    if (shape_size(tensor.shape) != tensor.value.size()) {
       throw shape_error("tensor " + detail::quote_name(qualified_name) + " has " +
                         std::to_string(tensor.value.size()) + " values but shape " +
                         detail::npy_shape_repr(tensor.shape));

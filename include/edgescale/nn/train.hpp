@@ -212,7 +212,7 @@ std::vector<EpochReport> fit(Trainer<Net, LossFn>& trainer, Opt& opt, const Trai
           }
         }(callbacks),
         ...);
-    edgescale::shuffle(std::span<Index>(order), shuffle);
+    edgescale::shuffle(order, shuffle);
     double loss_sum = 0;
     Index correct = 0;
     Index seen = 0;

@@ -5,7 +5,8 @@
 //
 // Hout = floor((H − K) / S) + 1, likewise Wout (PyTorch's ceil_mode=False).
 //   max:  y = max of the window; the first maximum in row-major window order wins ties and a NaN
-//         wins over numbers (as PyTorch). dx gets dy at that position (summed when windows overlap).
+//         wins over numbers (as PyTorch). dx gets dy at that position (summed when windows
+//         overlap).
 //   mean: y = Σ window / K²; dx gets dy / K² at every position of the window.
 #pragma once
 
@@ -23,7 +24,8 @@ namespace detail {
 template <ImageShape In, int K, int S>
 struct pool_geometry {
   static_assert(K > 0 && S > 0, "pooling: window size and stride must be positive");
-  static_assert(In::dims[1] >= K && In::dims[2] >= K, "pooling: the window is larger than the input");
+  static_assert(In::dims[1] >= K && In::dims[2] >= K,
+                "pooling: the window is larger than the input");
   static constexpr int channels = In::dims[0];
   static constexpr int in_height = In::dims[1];
   static constexpr int in_width = In::dims[2];

@@ -8,7 +8,9 @@ namespace edgescale::nn::detail {
 
 /// Output extent of a window of size k, stride s, zero padding p over `in` values (PyTorch's
 /// floor((in + 2p - k) / s) + 1).
-constexpr int window_extent(int in, int k, int s, int p) { return (in + 2 * p - k) / s + 1; }
+constexpr int window_extent(int in, int k, int s, int p) {
+  return (in + 2 * p - k) / s + 1;
+}
 
 /// Whether S is an image shape (C, H, W) with `channels` channels (any when channels < 0) over
 /// which a k x k window with padding p fits. A false answer, never a hard error, for other

@@ -1,0 +1,154 @@
+// train — trains LeNet-300-100 or LeNet-5 on Fashion-MNIST and reports the test accuracy.
+//
+//   build/examples/train --net mlp|lenet5 --epochs N --seed S --out r.json [--save DIR]
+//                        [--load DIR] [--batch B] [--lr LR] [--data DIR]
+//
+// Writes {"net", "epochs", "seed", "test_accuracy", "train_seconds", "history": [...]} to --out.
+// --save DIR writes every tensor as DIR/<index>.<name>.npy (the keys of PyTorch's nn.Sequential
+// state_dict, PyTorch layouts; see docs/getting-started.md); --load DIR starts from such a
+// directory instead of a random initialisation (with --epochs 0 it only evaluates).
+#include <edgescale/data/dataset.hpp>
+#include <edgescale/data/fashion_mnist.hpp>
+#include <edgescale/data/npy.hpp>
+#include <edgescale/nn.hpp>
+
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "networks.hpp"
+
+using namespace edgescale;
+
+namespace {
+
+struct Options {
+  std::string net = "mlp";
+  int epochs = 10;
+  std::uint64_t seed = 1;
+  std::string out;
+  std::string save;
+  std::string load;
+  std::string data;
+  Index batch = 64;
+  double lr = 0.05;
+};
+
+[[noreturn]] void usage(const std::string& problem) {
+  std::cerr << "train: " << problem << "\n"
+            << "usage: train --net mlp|lenet5 --epochs N --seed S --out r.json [--save DIR] "
+               "[--load DIR] [--batch B] [--lr LR] [--data DIR]\n";
+  std::exit(2);
+}
+
+Options parse(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    const std::string flag = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) usage(flag + " needs a value");
+      return argv[++i];
+    };
+    try {
+      if (flag == "--net") o.net = value();
+      else if (flag == "--epochs") o.epochs = std::stoi(value());
+      else if (flag == "--seed") o.seed = std::stoull(value());
+      else if (flag == "--out") o.out = value();
+      else if (flag == "--save") o.save = value();
+      else if (flag == "--load") o.load = value();
+      else if (flag == "--data") o.data = value();
+      else if (flag == "--batch") o.batch = std::stol(value());
+      else if (flag == "--lr") o.lr = std::stod(value());
+      else if (flag == "--help" || flag == "-h") usage("help");
+      else usage("unknown flag " + flag);
+    } catch (const std::logic_error&) {
+      usage("bad value for " + flag);
+    }
+  }
+  if (o.net != "mlp" && o.net != "lenet5") usage("--net must be mlp or lenet5");
+  if (o.epochs < 0) usage("--epochs must be >= 0");
+  if (o.batch <= 0) usage("--batch must be positive");
+  if (!(o.lr > 0)) usage("--lr must be positive");
+  return o;
+}
+
+template <class Net>
+int run(const Options& o, const std::string& net_name) {
+  const auto dir = o.data.empty() ? data::default_fashion_mnist_dir()
+                                  : std::filesystem::path(o.data);
+  std::cerr << "loading Fashion-MNIST from " << dir.string() << "\n";
+  const auto train = data::load_fashion_mnist<float>(data::Split::train, dir,
+                                                     data::fashion_mnist_standardize);
+  const auto test = data::load_fashion_mnist<float>(data::Split::test, dir,
+                                                    data::fashion_mnist_standardize);
+  data::require_sample_size(train, Net::input_shape::size, net_name);
+
+  Rng init = make_stream(o.seed, "init");
+  Net net{nn::init::kaiming_normal, init};
+  if (!o.load.empty()) {
+    data::load_parameters(net, o.load);
+    std::cerr << "loaded parameters from " << o.load << "\n";
+  }
+  nn::Trainer trainer{net};
+  nn::SGD opt{{.learning_rate = o.lr, .momentum = 0.9, .nesterov = true, .weight_decay = 5e-4}};
+  Rng shuffle = make_stream(o.seed, "shuffle");
+  std::cerr << net_name << ": " << net.parameter_count() << " parameters, " << o.epochs
+            << " epochs of batches of " << o.batch << ", SGD (Nesterov 0.9, lr " << o.lr
+            << " cosine)\n";
+
+  const auto start = std::chrono::steady_clock::now();
+  const auto history =
+      nn::fit(trainer, opt, train, test, {.epochs = o.epochs, .batch_size = o.batch},
+              nn::CosineSchedule{.base = o.lr, .epochs = std::max(o.epochs, 1)}, shuffle,
+              nn::ProgressDisplay{std::cerr});
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double accuracy =
+      history.empty() ? trainer.evaluate(test).accuracy : history.back().test.accuracy;
+
+  std::cout.setf(std::ios::fixed);
+  std::cout.precision(4);
+  std::cout << net_name << " test accuracy " << 100 * accuracy << "% after " << o.epochs
+            << " epochs (" << seconds << " s)\n";
+
+  if (!o.out.empty()) {
+    std::ofstream json(o.out);
+    json.precision(10);
+    json << "{\"net\": \"" << o.net << "\", \"epochs\": " << o.epochs << ", \"seed\": " << o.seed
+         << ", \"test_accuracy\": " << accuracy << ", \"train_seconds\": " << seconds
+         << ", \"history\": [";
+    for (std::size_t i = 0; i < history.size(); ++i) {
+      const auto& h = history[i];
+      json << (i ? ", " : "") << "{\"epoch\": " << h.epoch + 1
+           << ", \"learning_rate\": " << h.learning_rate << ", \"train_loss\": " << h.train_loss
+           << ", \"train_accuracy\": " << h.train_accuracy << ", \"test_loss\": " << h.test.loss
+           << ", \"test_accuracy\": " << h.test.accuracy << ", \"seconds\": " << h.seconds
+           << "}";
+    }
+    json << "]}\n";
+    if (!json) throw error("cannot write " + o.out);
+    std::cerr << "wrote " << o.out << "\n";
+  }
+  if (!o.save.empty()) {
+    data::save_parameters(net, o.save);
+    std::cerr << "saved parameters to " << o.save << "/\n";
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const Options o = parse(argc, argv);
+  try {
+    if (o.net == "mlp") return run<examples::LeNet300100<>>(o, "LeNet-300-100");
+    return run<examples::LeNet5<>>(o, "LeNet-5");
+  } catch (const std::exception& e) {
+    std::cerr << "train: " << e.what() << "\n";
+    return 1;
+  }
+}

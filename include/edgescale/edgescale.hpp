@@ -1,0 +1,7 @@
+// edgescale/edgescale.hpp — umbrella: the core of every area. Optional headers (zlib-backed
+// data/gz.hpp and data/fashion_mnist.hpp, mpi/, interop/) are never included here.
+#pragma once
+
+#include <edgescale/core.hpp>
+#include <edgescale/data.hpp>
+#include <edgescale/nn.hpp>

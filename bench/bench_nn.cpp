@@ -1,0 +1,428 @@
+// bench/bench_nn.cpp — LeNet-300-100 and LeNet-5, inference and one SGD training step, ours beside
+// the raw Eigen GEMMs of the same shapes and (when libtorch was found) libtorch, in one executable.
+//
+//   scripts/bench.sh                        # configure, build, run pinned to one core, table
+//   build/bench/bench/bench_nn --benchmark_filter='mlp_forward/256'
+//
+// Built twice (bench/CMakeLists.txt): bench_nn with Eigen's own GEMM kernels, bench_nn_blas with
+// EIGEN_USE_BLAS, where Eigen (ours and the "eigen" rows alike) calls the system BLAS.
+//
+// Workloads, names and the FLOP convention: bench/workloads.hpp. Counters: items_per_second is
+// samples/s; GFLOP/s counts the matrix products only. Rates are per second of process CPU time
+// (MeasureProcessCPUTime): the CPU time of every thread of the process, so a helper thread of any
+// implementation cannot hide work, while time the core spent on other processes (a shared machine)
+// is not charged to the benchmark. The Time column is wall-clock.
+#include <edgescale/core/random.hpp>
+#include <edgescale/core/tensor.hpp>
+#include <edgescale/nn/activation.hpp>
+#include <edgescale/nn/conv2d.hpp>
+#include <edgescale/nn/dense.hpp>
+#include <edgescale/nn/flatten.hpp>
+#include <edgescale/nn/loss.hpp>
+#include <edgescale/nn/optim/sgd.hpp>
+#include <edgescale/nn/pool.hpp>
+#include <edgescale/nn/sequential.hpp>
+#include <edgescale/nn/train.hpp>
+
+#include <Eigen/Core>
+
+#include "workloads.hpp"
+#include <benchmark/benchmark.h>
+
+#include <cstdint>
+#include <iterator>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace {
+
+using namespace edgescale;
+namespace wl = edgescale::bench;
+
+using Mlp = nn::Sequential<nn::Dense<784, 300>, nn::ReLU, nn::Dense<300, 100>, nn::ReLU,
+                           nn::Dense<100, 10>>;
+using LeNet5 =
+    nn::Sequential<nn::Input<1, 28, 28>, nn::Conv2D<1, 6, 5, nn::Pad<2>>, nn::ReLU,
+                   nn::MaxPool2D<2>, nn::Conv2D<6, 16, 5>, nn::ReLU, nn::MaxPool2D<2>, nn::Flatten,
+                   nn::Dense<400, 120>, nn::ReLU, nn::Dense<120, 84>, nn::ReLU, nn::Dense<84, 10>>;
+
+constexpr std::uint64_t seed = 2024;
+
+/// A features x batch batch of uniform [0, 1) pixels, as normalised images would be.
+Matrix<float> random_images(Index features, Index batch, Rng& rng) {
+  Matrix<float> x(features, batch);
+  for (Index i = 0; i < x.size(); ++i) {
+    x.data()[i] = uniform01<float>(rng);
+  }
+  return x;
+}
+
+std::vector<std::int32_t> random_labels(Index batch, Rng& rng) {
+  std::vector<std::int32_t> y(static_cast<std::size_t>(batch));
+  for (auto& label : y) {
+    label = static_cast<std::int32_t>(uniform_index(rng, 10));
+  }
+  return y;
+}
+
+Matrix<float> random_matrix(Index rows, Index cols, Rng& rng) {
+  Matrix<float> m(rows, cols);
+  for (Index i = 0; i < m.size(); ++i) {
+    m.data()[i] = uniform<float>(rng, -0.1F, 0.1F);
+  }
+  return m;
+}
+
+/// samples/s as items_per_second, and GFLOP/s from the FLOPs of one sample.
+void set_counters(benchmark::State& state, Index batch, double flops_per_sample) {
+  state.SetItemsProcessed(state.iterations() * batch);
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(flops_per_sample * static_cast<double>(batch) * 1e-9,
+                         benchmark::Counter::kIsIterationInvariantRate);
+}
+
+// ---- ours ----
+
+template <class Net>
+void ours_forward(benchmark::State& state, double flops_per_sample) {
+  const Index batch = state.range(0);
+  Rng rng = make_stream(seed, "init");
+  Net net{nn::init::kaiming_normal, rng};
+  net.set_training(false);
+  Rng data = make_stream(seed, "data");
+  const Matrix<float> x = random_images(Net::input_shape::size, batch, data);
+  for (auto _ : state) {
+    const ConstBatchView<float> out = net.forward(x);
+    benchmark::DoNotOptimize(out.data());
+    benchmark::ClobberMemory();
+  }
+  set_counters(state, batch, flops_per_sample);
+}
+
+template <class Net>
+void ours_train(benchmark::State& state, double flops_per_sample) {
+  const Index batch = state.range(0);
+  Rng rng = make_stream(seed, "init");
+  Net net{nn::init::kaiming_normal, rng};
+  nn::Trainer trainer{net};
+  nn::SGD opt{{.learning_rate = wl::learning_rate, .momentum = wl::momentum}};
+  Rng data = make_stream(seed, "data");
+  const Matrix<float> x = random_images(Net::input_shape::size, batch, data);
+  const std::vector<std::int32_t> y = random_labels(batch, data);
+  const ConstBatchView<float> xv(x.data(), x.rows(), x.cols());
+  for (auto _ : state) {
+    const float loss = trainer.step(opt, xv, y);
+    benchmark::DoNotOptimize(loss);
+  }
+  set_counters(state, batch, flops_per_sample);
+}
+
+/// One piece of our LeNet-300-100 training step, timed alone (the profile of the step, in
+/// docs/results/nn.md): the network is run through one whole step first, so every workspace, the
+/// gradients and the optimizer state are in place; then only `part` repeats. Gradients keep
+/// accumulating and the weights keep moving, which changes no cost (no data-dependent branches,
+/// and the values stay far from overflow and from subnormals over a benchmark's iterations).
+enum class Part { forward, loss, backward, zero_grad, sgd };
+
+void ours_mlp_part(benchmark::State& state, Part part) {
+  const Index batch = state.range(0);
+  Rng rng = make_stream(seed, "init");
+  Mlp net{nn::init::kaiming_normal, rng};
+  nn::Trainer trainer{net};
+  nn::SGD opt{{.learning_rate = wl::learning_rate, .momentum = wl::momentum}};
+  const nn::SoftmaxCrossEntropy loss;
+  Rng data = make_stream(seed, "data");
+  const Matrix<float> x = random_images(wl::mlp_in, batch, data);
+  const std::vector<std::int32_t> y = random_labels(batch, data);
+  const ConstBatchView<float> xv(x.data(), x.rows(), x.cols());
+  trainer.step(opt, xv, y);
+  trainer.step(opt, xv, y);
+  Matrix<float> grad(wl::mlp_out, batch);
+  BatchView<float> gv(grad.data(), grad.rows(), grad.cols());
+  const ConstBatchView<float> gcv(grad.data(), grad.rows(), grad.cols());
+  net.zero_grad();
+  const ConstBatchView<float> out = net.forward(xv);
+  loss.value_and_gradient(out, y, gv);
+  net.backward_parameters(gcv);
+  for (auto _ : state) {
+    switch (part) {
+      case Part::forward:
+        benchmark::DoNotOptimize(net.forward(xv).data());
+        break;
+      case Part::loss:
+        benchmark::DoNotOptimize(loss.value_and_gradient(out, y, gv));
+        break;
+      case Part::backward:
+        net.backward_parameters(gcv);
+        break;
+      case Part::zero_grad:
+        net.zero_grad();
+        break;
+      case Part::sgd:
+        opt.step(net);
+        break;
+    }
+    benchmark::ClobberMemory();
+  }
+  state.SetItemsProcessed(state.iterations() * batch);
+}
+
+// ---- raw Eigen GEMMs of exactly our layers' shapes (no bias, activation, pooling, im2col) ----
+
+/// LeNet-300-100 forward: (300x784)(784xB), (100x300)(300xB), (10x100)(100xB).
+struct MlpGemms {
+  explicit MlpGemms(Index batch)
+      : rng(make_stream(seed, "gemm")),
+        w1(random_matrix(wl::mlp_h1, wl::mlp_in, rng)),
+        w2(random_matrix(wl::mlp_h2, wl::mlp_h1, rng)),
+        w3(random_matrix(wl::mlp_out, wl::mlp_h2, rng)),
+        x(random_images(wl::mlp_in, batch, rng)),
+        h1(wl::mlp_h1, batch),
+        h2(wl::mlp_h2, batch),
+        z(wl::mlp_out, batch),
+        dz(random_matrix(wl::mlp_out, batch, rng)),
+        dh2(wl::mlp_h2, batch),
+        dh1(wl::mlp_h1, batch),
+        dw1(Matrix<float>::Zero(wl::mlp_h1, wl::mlp_in)),
+        dw2(Matrix<float>::Zero(wl::mlp_h2, wl::mlp_h1)),
+        dw3(Matrix<float>::Zero(wl::mlp_out, wl::mlp_h2)) {}
+
+  void forward() {
+    h1.noalias() = w1 * x;
+    h2.noalias() = w2 * h1;
+    z.noalias() = w3 * h2;
+  }
+  /// Weight gradients of the three layers and the input gradients of the last two.
+  void backward() {
+    dw3.noalias() += dz * h2.transpose();
+    dh2.noalias() = w3.transpose() * dz;
+    dw2.noalias() += dh2 * h1.transpose();
+    dh1.noalias() = w2.transpose() * dh2;
+    dw1.noalias() += dh1 * x.transpose();
+  }
+
+  Rng rng;
+  Matrix<float> w1, w2, w3, x, h1, h2, z, dz, dh2, dh1, dw1, dw2, dw3;
+};
+
+void eigen_mlp_forward(benchmark::State& state) {
+  const Index batch = state.range(0);
+  MlpGemms g(batch);
+  for (auto _ : state) {
+    g.forward();
+    benchmark::DoNotOptimize(g.z.data());
+    benchmark::ClobberMemory();
+  }
+  set_counters(state, batch, wl::mlp_forward_flops);
+}
+
+void eigen_mlp_train(benchmark::State& state) {
+  const Index batch = state.range(0);
+  MlpGemms g(batch);
+  for (auto _ : state) {
+    g.forward();
+    g.backward();
+    benchmark::DoNotOptimize(g.dw1.data());
+    benchmark::ClobberMemory();
+  }
+  set_counters(state, batch, wl::mlp_train_flops);
+}
+
+/// LeNet-5's products as our layers issue them: per sample (784x25)(25x6) and (100x150)(150x16)
+/// on im2col buffers, then the dense layers at batch B.
+struct LeNetGemms {
+  explicit LeNetGemms(Index batch)
+      : rng(make_stream(seed, "gemm")),
+        col1(random_matrix(wl::lenet_conv1_pixels * wl::lenet_conv1_patch, batch, rng)),
+        col2(random_matrix(wl::lenet_conv2_pixels * wl::lenet_conv2_patch, batch, rng)),
+        wc1(random_matrix(wl::lenet_conv1_patch, 6, rng)),
+        wc2(random_matrix(wl::lenet_conv2_patch, 16, rng)),
+        y1(wl::lenet_conv1_pixels * 6, batch),
+        y2(wl::lenet_conv2_pixels * 16, batch),
+        dy1(random_matrix(wl::lenet_conv1_pixels * 6, batch, rng)),
+        dy2(random_matrix(wl::lenet_conv2_pixels * 16, batch, rng)),
+        dcol2(wl::lenet_conv2_pixels, wl::lenet_conv2_patch),
+        dwc1(Matrix<float>::Zero(wl::lenet_conv1_patch, 6)),
+        dwc2(Matrix<float>::Zero(wl::lenet_conv2_patch, 16)),
+        w1(random_matrix(120, 400, rng)),
+        w2(random_matrix(84, 120, rng)),
+        w3(random_matrix(10, 84, rng)),
+        f(random_images(400, batch, rng)),
+        h1(120, batch),
+        h2(84, batch),
+        z(10, batch),
+        dz(random_matrix(10, batch, rng)),
+        dh2(84, batch),
+        dh1(120, batch),
+        df(400, batch),
+        dw1(Matrix<float>::Zero(120, 400)),
+        dw2(Matrix<float>::Zero(84, 120)),
+        dw3(Matrix<float>::Zero(10, 84)) {}
+
+  static ConstBatchView<float> sample(const Matrix<float>& m, Index n, Index rows, Index cols) {
+    return {m.col(n).data(), rows, cols};
+  }
+  static BatchView<float> sample(Matrix<float>& m, Index n, Index rows, Index cols) {
+    return {m.col(n).data(), rows, cols};
+  }
+
+  void forward() {
+    for (Index n = 0; n < col1.cols(); ++n) {
+      sample(y1, n, wl::lenet_conv1_pixels, 6).noalias() =
+          sample(col1, n, wl::lenet_conv1_pixels, wl::lenet_conv1_patch) * wc1;
+      sample(y2, n, wl::lenet_conv2_pixels, 16).noalias() =
+          sample(col2, n, wl::lenet_conv2_pixels, wl::lenet_conv2_patch) * wc2;
+    }
+    h1.noalias() = w1 * f;
+    h2.noalias() = w2 * h1;
+    z.noalias() = w3 * h2;
+  }
+  void backward() {
+    dw3.noalias() += dz * h2.transpose();
+    dh2.noalias() = w3.transpose() * dz;
+    dw2.noalias() += dh2 * h1.transpose();
+    dh1.noalias() = w2.transpose() * dh2;
+    dw1.noalias() += dh1 * f.transpose();
+    df.noalias() = w1.transpose() * dh1;
+    for (Index n = 0; n < col1.cols(); ++n) {
+      const auto dyn2 = sample(std::as_const(dy2), n, wl::lenet_conv2_pixels, 16);
+      dwc2.noalias() +=
+          sample(std::as_const(col2), n, wl::lenet_conv2_pixels, wl::lenet_conv2_patch)
+              .transpose() *
+          dyn2;
+      dcol2.noalias() = dyn2 * wc2.transpose();
+      dwc1.noalias() +=
+          sample(std::as_const(col1), n, wl::lenet_conv1_pixels, wl::lenet_conv1_patch)
+              .transpose() *
+          sample(std::as_const(dy1), n, wl::lenet_conv1_pixels, 6);
+    }
+  }
+
+  Rng rng;
+  Matrix<float> col1, col2, wc1, wc2, y1, y2, dy1, dy2, dcol2, dwc1, dwc2;
+  Matrix<float> w1, w2, w3, f, h1, h2, z, dz, dh2, dh1, df, dw1, dw2, dw3;
+};
+
+void eigen_lenet5_forward(benchmark::State& state) {
+  const Index batch = state.range(0);
+  LeNetGemms g(batch);
+  for (auto _ : state) {
+    g.forward();
+    benchmark::DoNotOptimize(g.z.data());
+    benchmark::ClobberMemory();
+  }
+  set_counters(state, batch, wl::lenet_forward_flops);
+}
+
+void eigen_lenet5_train(benchmark::State& state) {
+  const Index batch = state.range(0);
+  LeNetGemms g(batch);
+  for (auto _ : state) {
+    g.forward();
+    g.backward();
+    benchmark::DoNotOptimize(g.dwc1.data());
+    benchmark::ClobberMemory();
+  }
+  set_counters(state, batch, wl::lenet_train_flops);
+}
+
+// ---- registration: per workload, ours, then libtorch, then Eigen ----
+
+using BenchFn = void (*)(benchmark::State&);
+
+void add(const std::string& name, BenchFn fn, const int* batches, std::size_t count) {
+  auto* b = benchmark::RegisterBenchmark(name.c_str(), fn);
+  for (std::size_t i = 0; i < count; ++i) {
+    b->Arg(batches[i]);
+  }
+  b->MeasureProcessCPUTime()->Unit(benchmark::kMicrosecond);
+}
+
+void register_all() {
+  struct Workload {
+    const char* name;
+    BenchFn ours;
+    BenchFn torch;
+    BenchFn eigen;
+    const int* batches;
+    std::size_t count;
+  };
+  constexpr std::size_t mlp_n = std::size(wl::mlp_batches);
+  constexpr std::size_t lenet_n = std::size(wl::lenet_batches);
+#ifdef EDGESCALE_HAVE_TORCH
+  namespace tp = wl::torch_peer;
+#define EDGESCALE_TORCH(fn) &tp::fn
+#else
+#define EDGESCALE_TORCH(fn) nullptr
+#endif
+  const Workload workloads[] = {
+      {"mlp_forward", [](benchmark::State& s) { ours_forward<Mlp>(s, wl::mlp_forward_flops); },
+       EDGESCALE_TORCH(mlp_forward), &eigen_mlp_forward, wl::mlp_batches, mlp_n},
+      {"mlp_train", [](benchmark::State& s) { ours_train<Mlp>(s, wl::mlp_train_flops); },
+       EDGESCALE_TORCH(mlp_train), &eigen_mlp_train, wl::mlp_batches, mlp_n},
+      {"lenet5_forward",
+       [](benchmark::State& s) { ours_forward<LeNet5>(s, wl::lenet_forward_flops); },
+       EDGESCALE_TORCH(lenet5_forward), &eigen_lenet5_forward, wl::lenet_batches, lenet_n},
+      {"lenet5_train", [](benchmark::State& s) { ours_train<LeNet5>(s, wl::lenet_train_flops); },
+       EDGESCALE_TORCH(lenet5_train), &eigen_lenet5_train, wl::lenet_batches, lenet_n},
+  };
+#undef EDGESCALE_TORCH
+  for (const Workload& w : workloads) {
+    add(std::string("ours/") + w.name, w.ours, w.batches, w.count);
+    if (w.torch != nullptr) {
+      add(std::string("torch/") + w.name, w.torch, w.batches, w.count);
+    }
+    add(std::string("eigen/") + w.name, w.eigen, w.batches, w.count);
+  }
+  // The pieces of our LeNet-300-100 training step, each alone ("parts/mlp_<piece>/<batch>").
+  add(
+      "parts/mlp_forward", [](benchmark::State& s) { ours_mlp_part(s, Part::forward); },
+      wl::mlp_batches, mlp_n);
+  add(
+      "parts/mlp_loss", [](benchmark::State& s) { ours_mlp_part(s, Part::loss); }, wl::mlp_batches,
+      mlp_n);
+  add(
+      "parts/mlp_backward", [](benchmark::State& s) { ours_mlp_part(s, Part::backward); },
+      wl::mlp_batches, mlp_n);
+  add(
+      "parts/mlp_zero_grad", [](benchmark::State& s) { ours_mlp_part(s, Part::zero_grad); },
+      wl::mlp_batches, mlp_n);
+  add(
+      "parts/mlp_sgd", [](benchmark::State& s) { ours_mlp_part(s, Part::sgd); }, wl::mlp_batches,
+      mlp_n);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Eigen::setNbThreads(1);
+  benchmark::AddCustomContext("eigen", std::to_string(EIGEN_WORLD_VERSION) + "." +
+                                           std::to_string(EIGEN_MAJOR_VERSION) + "." +
+                                           std::to_string(EIGEN_MINOR_VERSION) + ", " +
+                                           Eigen::SimdInstructionSetsInUse());
+#ifdef EIGEN_USE_BLAS
+  benchmark::AddCustomContext("eigen_products", "BLAS sgemm/sgemv (EIGEN_USE_BLAS)");
+#else
+  benchmark::AddCustomContext("eigen_products", "Eigen's own kernels");
+#endif
+#ifdef EDGESCALE_HAVE_TORCH
+  wl::torch_peer::configure_threads();
+  benchmark::AddCustomContext("torch", wl::torch_peer::describe());
+#else
+  benchmark::AddCustomContext("torch", "not built (libtorch-dev not found)");
+#endif
+#if defined(__clang__)
+  benchmark::AddCustomContext("compiler", std::string("clang++ ") + __clang_version__);
+#elif defined(__GNUC__)
+  benchmark::AddCustomContext("compiler", std::string("g++ ") + __VERSION__);
+#endif
+  register_all();
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) {
+    return 1;
+  }
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

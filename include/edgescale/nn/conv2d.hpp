@@ -19,6 +19,7 @@
 // convolution with stride 1 and no padding needs no im2col: colT_n is the input sample itself.
 #pragma once
 
+#include <edgescale/core/gemm.hpp>
 #include <edgescale/core/random.hpp>
 #include <edgescale/core/tensor.hpp>
 #include <edgescale/nn/detail/window.hpp>
@@ -138,10 +139,12 @@ class Conv2DLayer {
     const ConstBatchView<T> wc = weight_matrix();
     for (Index n = 0; n < batch_; ++n) {
       BatchView<T> yn(y.col(n).data(), pixels, Cout);
-      yn.noalias() = patches(n) * wc;
       if constexpr (Bias) {
-        yn.rowwise() += params_[1].value.transpose();
+        yn.rowwise() = params_[1].value.transpose();
+      } else {
+        yn.setZero();
       }
+      gemm_nn<T>(patches(n), wc, yn);
     }
     return out_.cview();
   }
@@ -151,15 +154,16 @@ class Conv2DLayer {
     const ConstBatchView<T> wc = weight_matrix();
     auto dx = grad_in_.resize(In::size, batch_);
     if constexpr (direct_patches) {
+      dx.setZero();
       for (Index n = 0; n < batch_; ++n) {
-        BatchView<T>(dx.col(n).data(), pixels, in_channels).noalias() =
-            output_gradient(dy, n) * wc.transpose();
+        gemm_nt<T>(output_gradient(dy, n), wc, BatchView<T>(dx.col(n).data(), pixels, in_channels));
       }
     } else {
       dx.setZero();
       auto dcol = dcol_.resize(pixels, patch_size);
       for (Index n = 0; n < batch_; ++n) {
-        dcol.noalias() = output_gradient(dy, n) * wc.transpose();
+        dcol.setZero();
+        gemm_nt<T>(output_gradient(dy, n), wc, dcol);
         col2im(dcol.data(), dx.col(n).data());
       }
     }
@@ -171,7 +175,7 @@ class Conv2DLayer {
     BatchView<T> dwc(params_[0].grad.data(), patch_size, Cout);
     for (Index n = 0; n < batch_; ++n) {
       const ConstBatchView<T> dyn = output_gradient(dy, n);
-      dwc.noalias() += patches(n).transpose() * dyn;
+      gemm_tn<T>(patches(n), dyn, dwc);
       if constexpr (Bias) {
         params_[1].grad.noalias() += dyn.colwise().sum().transpose();
       }

@@ -6,6 +6,7 @@
 // in x out matrix Wt; so y = Wtᵀ x + b, dWt += x dyᵀ, db += Σ_batch dy, dx = Wt dy (one GEMM each).
 #pragma once
 
+#include <edgescale/core/gemm.hpp>
 #include <edgescale/core/random.hpp>
 #include <edgescale/core/tensor.hpp>
 #include <edgescale/nn/init.hpp>
@@ -37,23 +38,26 @@ class DenseLayer {
     x_ = x.data();
     batch_ = x.cols();
     auto y = out_.resize(Out, batch_);
-    y.noalias() = weight_t().transpose() * x;
     if constexpr (Bias) {
-      y.colwise() += params_[1].value;
+      y.colwise() = params_[1].value;
+    } else {
+      y.setZero();
     }
+    gemm_tn<T>(weight_t(), x, y);
     return out_.cview();
   }
 
   ConstBatchView<T> backward(const ConstBatchView<T>& dy) {
     backward_parameters(dy);
     auto dx = grad_in_.resize(In, batch_);
-    dx.noalias() = weight_t() * dy;
+    dx.setZero();
+    gemm_nn<T>(weight_t(), dy, dx);
     return grad_in_.cview();
   }
 
   void backward_parameters(const ConstBatchView<T>& dy) {
     const ConstBatchView<T> x(x_, In, batch_);
-    BatchView<T>(params_[0].grad.data(), In, Out).noalias() += x * dy.transpose();
+    gemm_nt<T>(x, dy, BatchView<T>(params_[0].grad.data(), In, Out));
     if constexpr (Bias) {
       params_[1].grad.noalias() += dy.rowwise().sum();
     }

@@ -22,27 +22,34 @@ struct SgdRule {
     Vector<T> velocity;
   };
 
+  // One pass over the tensor (the velocity starts at zero, so b = μ·0 + g is PyTorch's b = g at
+  // the first step): at batch 1 the update is a good part of a step, and three Eigen
+  // expressions would read the weights three times.
   template <class T>
   void update(Vector<T>& value, const Vector<T>& grad, state<T>& s, const options& o,
-              long step) const {
+              long /*step*/) const {
     const T lr = static_cast<T>(o.learning_rate);
-    const T wd = static_cast<T>(o.weight_decay);
-    const auto g = grad + wd * value;  // L2 decay enters the gradient, as PyTorch's
-    if (o.momentum == 0.0) {
-      value -= lr * g;
-      return;
-    }
+    const T wd = static_cast<T>(o.weight_decay);  // L2 decay enters the gradient, as PyTorch's
     const T mu = static_cast<T>(o.momentum);
-    auto& b = s.velocity;
-    if (step == 1) {
-      b = g;
+    T* v = value.data();
+    const T* g = grad.data();
+    T* b = s.velocity.data();
+    const Index n = value.size();
+    if (o.momentum == 0.0) {
+      for (Index i = 0; i < n; ++i) {
+        v[i] -= lr * (g[i] + wd * v[i]);
+      }
+    } else if (o.nesterov) {
+      for (Index i = 0; i < n; ++i) {
+        const T gi = g[i] + wd * v[i];
+        b[i] = mu * b[i] + gi;
+        v[i] -= lr * (gi + mu * b[i]);
+      }
     } else {
-      b = mu * b + g;
-    }
-    if (o.nesterov) {
-      value -= lr * (g + mu * b);
-    } else {
-      value -= lr * b;
+      for (Index i = 0; i < n; ++i) {
+        b[i] = mu * b[i] + g[i] + wd * v[i];
+        v[i] -= lr * b[i];
+      }
     }
   }
 };

@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# Builds and runs every test edgescale has, the way CI does (.ci/run):
+#   1. g++     Debug (-O1), warnings as errors, tests + examples, ctest    build/test-gcc
+#   2. clang++ Debug (-O1), warnings as errors, tests + examples, ctest    build/test-clang
+#   3. g++ with AddressSanitizer + UBSan, unit tests only                   build/test-asan
+# A failing stage does not stop the next one (so one run shows every failure); the script exits
+# non-zero when any stage failed, and prints the time of each.
+#
+# Environment knobs:
+#   EDGESCALE_JOBS=N               parallel compile and test jobs (default: nproc)
+#   EDGESCALE_TEST_BUDGET=SECONDS  the whole run should fit in this (default 1800); the sanitizer
+#                                  stage is skipped, with a message, when it would not fit
+#   EDGESCALE_SANITIZE_STAGE=0     skip the sanitizer stage
+#   EDGESCALE_SKIP_DEPS=1          do not run scripts/install-deps.sh
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+jobs=${EDGESCALE_JOBS:-$(nproc)}
+budget=${EDGESCALE_TEST_BUDGET:-1800}
+# ccache hits across checkouts (CI builds a fresh clone in another folder): paths relative to the
+# repository, and the working directory kept out of the hash of -g compilations.
+export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$PWD}
+export CCACHE_NOHASHDIR=${CCACHE_NOHASHDIR:-1}
+
+run_start=$SECONDS
+stage_lines=()
+failed_stages=()
+passed_total=0
+failed_total=0
+
+report() {
+  echo
+  echo "==== test.sh timings ($jobs jobs) ===="
+  local line
+  for line in "${stage_lines[@]}"; do
+    echo "  $line"
+  done
+  printf '  %-40s %5d s\n' "total" $((SECONDS - run_start))
+  echo "tests: $passed_total passed, $failed_total failed"
+}
+trap report EXIT
+
+# stage NAME COMMAND...: runs COMMAND, timed; a failure is recorded and the run goes on.
+stage() {
+  local name=$1
+  shift
+  echo
+  echo "==== $name ===="
+  local start=$SECONDS status=ok
+  "$@" || status=FAILED
+  last_stage_secs=$((SECONDS - start))
+  stage_lines+=("$(printf '%-40s %5d s  %s' "$name" "$last_stage_secs" "$status")")
+  if [[ $status != ok ]]; then
+    failed_stages+=("$name")
+    return 1
+  fi
+}
+
+build() {
+  local dir=$1
+  shift
+  cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DEDGESCALE_WERROR=ON "$@" &&
+    cmake --build "$dir" -j "$jobs"
+}
+
+# ctest, its summary counted into the totals; fails when a test fails or none ran.
+run_ctest() {
+  local dir=$1
+  shift
+  local log="$dir/ctest.log" rc=0
+  ctest --test-dir "$dir" --output-on-failure --no-tests=error -j "$jobs" "$@" 2>&1 | tee "$log" ||
+    rc=$?
+  local line
+  line=$(grep -E '[0-9]+% tests passed, [0-9]+ tests? failed out of [0-9]+' "$log" | tail -n 1 || true)
+  if [[ $line =~ ([0-9]+)\ tests?\ failed\ out\ of\ ([0-9]+) ]]; then
+    failed_total=$((failed_total + BASH_REMATCH[1]))
+    passed_total=$((passed_total + BASH_REMATCH[2] - BASH_REMATCH[1]))
+  fi
+  return "$rc"
+}
+
+if [[ "${EDGESCALE_SKIP_DEPS:-0}" != 1 ]]; then
+  # Without the dependencies nothing else can run.
+  stage "dependencies (install-deps.sh)" scripts/install-deps.sh || exit 1
+fi
+
+gcc_secs=0
+if stage "g++: configure + build" build build/test-gcc -DCMAKE_CXX_COMPILER=g++ \
+  -DEDGESCALE_BUILD_TESTS=ON -DEDGESCALE_BUILD_EXAMPLES=ON; then
+  gcc_secs=$last_stage_secs
+  stage "g++: ctest" run_ctest build/test-gcc || true
+  gcc_secs=$((gcc_secs + last_stage_secs))
+fi
+
+if stage "clang++: configure + build" build build/test-clang -DCMAKE_CXX_COMPILER=clang++ \
+  -DEDGESCALE_BUILD_TESTS=ON -DEDGESCALE_BUILD_EXAMPLES=ON; then
+  stage "clang++: ctest" run_ctest build/test-clang || true
+fi
+
+# The sanitizer stage rebuilds the unit tests only (no examples, no header objects) and runs them
+# without the package, failtest, header and slow tests, which sanitizers add nothing to. It costs
+# about what the g++ stage did; it is skipped when that would break the budget.
+elapsed=$((SECONDS - run_start))
+estimate=$((gcc_secs * 6 / 5))
+if [[ "${EDGESCALE_SANITIZE_STAGE:-1}" == 0 ]]; then
+  echo
+  echo "==== sanitizers: skipped (EDGESCALE_SANITIZE_STAGE=0) ===="
+  stage_lines+=("sanitizers: skipped (EDGESCALE_SANITIZE_STAGE=0)")
+elif ((elapsed + estimate > budget)); then
+  why="${elapsed} s spent, the stage would take about ${estimate} s, budget ${budget} s"
+  echo
+  echo "==== sanitizers: SKIPPED: $why (EDGESCALE_TEST_BUDGET) ===="
+  stage_lines+=("sanitizers: SKIPPED ($why)")
+else
+  export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:check_initialization_order=1:strict_init_order=1}
+  export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+  if stage "g++ ASan+UBSan: configure + build" build build/test-asan -DCMAKE_CXX_COMPILER=g++ \
+    -DEDGESCALE_SANITIZE=ON -DEDGESCALE_BUILD_TESTS=ON -DEDGESCALE_BUILD_EXAMPLES=OFF \
+    -DEDGESCALE_TEST_HEADERS=OFF; then
+    stage "g++ ASan+UBSan: ctest (unit tests)" \
+      run_ctest build/test-asan -LE 'package|failtest|static|slow' || true
+  fi
+fi
+
+if [[ ${#failed_stages[@]} -gt 0 ]]; then
+  echo
+  echo "test.sh: FAILED: ${failed_stages[*]}" >&2
+  exit 1
+fi
+echo
+echo "test.sh: all stages passed"

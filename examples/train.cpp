@@ -3,7 +3,8 @@
 //   build/examples/train --net mlp|lenet5 --epochs N --seed S --out r.json [--save DIR]
 //                        [--load DIR] [--batch B] [--lr LR] [--data DIR]
 //
-// Writes {"net", "epochs", "seed", "test_accuracy", "train_seconds", "history": [...]} to --out.
+// Writes {"net", "epochs", "seed", "test_accuracy", "train_seconds", "history": [...]} to --out
+// and the per-epoch history as CSV beside it (r.csv); scripts/plot_training.sh draws it.
 // --save DIR writes every tensor as DIR/<index>.<name>.npy (the keys of PyTorch's nn.Sequential
 // state_dict, PyTorch layouts; see docs/getting-started.md); --load DIR starts from such a
 // directory instead of a random initialisation (with --epochs 0 it only evaluates).
@@ -131,7 +132,18 @@ int run(const Options& o, const std::string& net_name) {
     }
     json << "]}\n";
     if (!json) throw error("cannot write " + o.out);
-    std::cerr << "wrote " << o.out << "\n";
+    // The same history as CSV beside it, for plotting (scripts/plot_training.sh).
+    const std::string csv_path = std::filesystem::path(o.out).replace_extension(".csv").string();
+    std::ofstream csv(csv_path);
+    csv.precision(6);
+    csv << "epoch,learning_rate,train_loss,train_accuracy,test_loss,test_accuracy,seconds\n";
+    for (const auto& h : history) {
+      csv << h.epoch + 1 << ',' << h.learning_rate << ',' << h.train_loss << ','
+          << h.train_accuracy << ',' << h.test.loss << ',' << h.test.accuracy << ',' << h.seconds
+          << '\n';
+    }
+    if (!csv) throw error("cannot write " + csv_path);
+    std::cerr << "wrote " << o.out << " and " << csv_path << "\n";
   }
   if (!o.save.empty()) {
     data::save_parameters(net, o.save);

@@ -69,6 +69,7 @@ std::string with_header(const std::string& dict, const std::string& data = "") {
 /// BatchNorm1d(3)).
 template <class T>
 struct TinyNet {
+  using scalar_type = T;
   Parameter<T> weight{"weight", {3, 2}, ParameterRole::weight};
   Parameter<T> bias{"bias", {3}, ParameterRole::bias};
   Parameter<T> running_mean{"running_mean", {3}, ParameterRole::buffer};
@@ -100,6 +101,7 @@ struct TinyNet {
 /// Only the Linear layer: what the numpy-made fixture in tests/fixtures/npy/params holds.
 template <class T>
 struct LinearNet {
+  using scalar_type = T;
   Parameter<T> weight{"weight", {3, 2}, ParameterRole::weight};
   Parameter<T> bias{"bias", {3}, ParameterRole::bias};
 
@@ -119,6 +121,7 @@ struct NoTensors {};
 
 /// Two tensors under one name: the second file would overwrite the first.
 struct DuplicateNet {
+  using scalar_type = float;
   Parameter<float> a{"weight", {1}, ParameterRole::weight};
   Parameter<float> b{"weight", {1}, ParameterRole::weight};
   template <class F>
@@ -135,6 +138,7 @@ struct DuplicateNet {
 
 /// A tensor whose name would leave the directory.
 struct EscapingNet {
+  using scalar_type = float;
   Parameter<float> weight{"weight", {1}, ParameterRole::weight};
   template <class F>
   void for_each_tensor(F&& f) {

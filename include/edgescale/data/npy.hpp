@@ -43,7 +43,6 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <functional>
 #include <istream>
 #include <limits>
 #include <optional>
@@ -662,11 +661,13 @@ inline std::filesystem::path tensor_file(const std::filesystem::path& dir,
 
 /// A network (or any collection of tensors) that visits each of its tensors by qualified name:
 /// `for_each_tensor(f)` calls `f(std::string_view name, Parameter<T>& p)`, and the const overload
-/// `f(name, const Parameter<T>&)`, in a fixed order. Names are PyTorch state_dict keys
+/// `f(name, const Parameter<T>&)`, in a fixed order, and names its `scalar_type`. Names are
+/// PyTorch state_dict keys
 /// ("0.weight"). This is all parameter files need, so a user's own network type saves and loads
 /// like ours.
 template <class Net>
 concept NamedTensors = requires(Net& net, const Net& cnet, detail::TensorProbe probe) {
+  typename Net::scalar_type;
   net.for_each_tensor(probe);
   cnet.for_each_tensor(probe);
 };
@@ -706,9 +707,10 @@ void save_parameters(const Net& net, const std::filesystem::path& dir) {
 /// no tensor are ignored; masks and gradients are left as they are.
 template <NamedTensors Net>
 void load_parameters(Net& net, const std::filesystem::path& dir) {
-  std::vector<std::function<void()>> assignments;
-  net.for_each_tensor([&](std::string_view qualified_name, auto& tensor) {
-    using Scalar = typename std::remove_cvref_t<decltype(tensor.value)>::Scalar;
+  // Pass 1 reads and checks every file; pass 2 assigns, visiting the tensors in the same order.
+  using Scalar = typename Net::scalar_type;
+  std::vector<std::vector<Scalar>> loaded;
+  net.for_each_tensor([&](std::string_view qualified_name, const auto& tensor) {
     const std::filesystem::path file = detail::tensor_file(dir, qualified_name);
     const std::string prefix = "tensor " + detail::quote_name(qualified_name) + ": ";
     NpyArray<Scalar> stored;
@@ -724,14 +726,13 @@ void load_parameters(Net& net, const std::filesystem::path& dir) {
                         detail::npy_shape_repr(stored.shape) + " but the network expects " +
                         detail::npy_shape_repr(tensor.shape));
     }
-    assignments.emplace_back([&tensor, values = std::move(stored.data)] {
-      tensor.value =
-          Eigen::Map<const Vector<Scalar>>(values.data(), static_cast<Index>(values.size()));
-    });
+    loaded.push_back(std::move(stored.data));
   });
-  for (const auto& assign : assignments) {
-    assign();
-  }
+  std::size_t i = 0;
+  net.for_each_tensor([&](std::string_view, auto& tensor) {
+    const std::vector<Scalar>& values = loaded[i++];
+    tensor.value = Eigen::Map<const Vector<Scalar>>(values.data(), static_cast<Index>(values.size()));
+  });
 }
 
 }  // namespace edgescale::data

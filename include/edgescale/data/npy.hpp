@@ -662,9 +662,8 @@ inline std::filesystem::path tensor_file(const std::filesystem::path& dir,
 /// A network (or any collection of tensors) that visits each of its tensors by qualified name:
 /// `for_each_tensor(f)` calls `f(std::string_view name, Parameter<T>& p)`, and the const overload
 /// `f(name, const Parameter<T>&)`, in a fixed order, and names its `scalar_type`. Names are
-/// PyTorch state_dict keys
-/// ("0.weight"). This is all parameter files need, so a user's own network type saves and loads
-/// like ours.
+/// PyTorch state_dict keys ("0.weight"). This is all parameter files need, so a user's own
+/// network type saves and loads like ours.
 template <class Net>
 concept NamedTensors = requires(Net& net, const Net& cnet, detail::TensorProbe probe) {
   typename Net::scalar_type;

@@ -32,6 +32,7 @@
 #include <cstdint>
 #include <iterator>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -206,29 +207,6 @@ struct MlpGemms {
   Matrix<float> w1, w2, w3, x, h1, h2, z, dz, dh2, dh1, dw1, dw2, dw3;
 };
 
-void eigen_mlp_forward(benchmark::State& state) {
-  const Index batch = state.range(0);
-  MlpGemms g(batch);
-  for (auto _ : state) {
-    g.forward();
-    benchmark::DoNotOptimize(g.z.data());
-    benchmark::ClobberMemory();
-  }
-  set_counters(state, batch, wl::mlp_forward_flops);
-}
-
-void eigen_mlp_train(benchmark::State& state) {
-  const Index batch = state.range(0);
-  MlpGemms g(batch);
-  for (auto _ : state) {
-    g.forward();
-    g.backward();
-    benchmark::DoNotOptimize(g.dw1.data());
-    benchmark::ClobberMemory();
-  }
-  set_counters(state, batch, wl::mlp_train_flops);
-}
-
 /// LeNet-5's products as our layers issue them: per sample (784x25)(25x6) and (100x150)(150x16)
 /// on im2col buffers, then the dense layers at batch B.
 struct LeNetGemms {
@@ -304,27 +282,23 @@ struct LeNetGemms {
   Matrix<float> w1, w2, w3, f, h1, h2, z, dz, dh2, dh1, df, dw1, dw2, dw3;
 };
 
-void eigen_lenet5_forward(benchmark::State& state) {
+/// The raw products of a workload (MlpGemms or LeNetGemms): forward only, or a training step.
+template <class Gemms, bool Train>
+void eigen_products(benchmark::State& state) {
   const Index batch = state.range(0);
-  LeNetGemms g(batch);
+  Gemms g(batch);
   for (auto _ : state) {
     g.forward();
+    if constexpr (Train) {
+      g.backward();
+    }
     benchmark::DoNotOptimize(g.z.data());
     benchmark::ClobberMemory();
   }
-  set_counters(state, batch, wl::lenet_forward_flops);
-}
-
-void eigen_lenet5_train(benchmark::State& state) {
-  const Index batch = state.range(0);
-  LeNetGemms g(batch);
-  for (auto _ : state) {
-    g.forward();
-    g.backward();
-    benchmark::DoNotOptimize(g.dwc1.data());
-    benchmark::ClobberMemory();
-  }
-  set_counters(state, batch, wl::lenet_train_flops);
+  constexpr bool mlp = std::is_same_v<Gemms, MlpGemms>;
+  set_counters(state, batch,
+               Train ? (mlp ? wl::mlp_train_flops : wl::lenet_train_flops)
+                     : (mlp ? wl::mlp_forward_flops : wl::lenet_forward_flops));
 }
 
 // ---- registration: per workload, ours, then libtorch, then Eigen ----
@@ -358,14 +332,14 @@ void register_all() {
 #endif
   const Workload workloads[] = {
       {"mlp_forward", [](benchmark::State& s) { ours_forward<Mlp>(s, wl::mlp_forward_flops); },
-       EDGESCALE_TORCH(mlp_forward), &eigen_mlp_forward, wl::mlp_batches, mlp_n},
+       EDGESCALE_TORCH(mlp_forward), &eigen_products<MlpGemms, false>, wl::mlp_batches, mlp_n},
       {"mlp_train", [](benchmark::State& s) { ours_train<Mlp>(s, wl::mlp_train_flops); },
-       EDGESCALE_TORCH(mlp_train), &eigen_mlp_train, wl::mlp_batches, mlp_n},
+       EDGESCALE_TORCH(mlp_train), &eigen_products<MlpGemms, true>, wl::mlp_batches, mlp_n},
       {"lenet5_forward",
        [](benchmark::State& s) { ours_forward<LeNet5>(s, wl::lenet_forward_flops); },
-       EDGESCALE_TORCH(lenet5_forward), &eigen_lenet5_forward, wl::lenet_batches, lenet_n},
+       EDGESCALE_TORCH(lenet5_forward), &eigen_products<LeNetGemms, false>, wl::lenet_batches, lenet_n},
       {"lenet5_train", [](benchmark::State& s) { ours_train<LeNet5>(s, wl::lenet_train_flops); },
-       EDGESCALE_TORCH(lenet5_train), &eigen_lenet5_train, wl::lenet_batches, lenet_n},
+       EDGESCALE_TORCH(lenet5_train), &eigen_products<LeNetGemms, true>, wl::lenet_batches, lenet_n},
   };
 #undef EDGESCALE_TORCH
   for (const Workload& w : workloads) {

@@ -24,6 +24,8 @@
 
 using namespace edgescale;
 using namespace edgescale::data;
+using edgescale::test::file_bytes;
+using edgescale::test::write_file;
 using edgescale::test::TempDir;
 
 namespace {
@@ -34,16 +36,6 @@ void write_gz(const std::filesystem::path& path, const std::string& bytes) {
   REQUIRE(gzwrite(file, bytes.data(), static_cast<unsigned>(bytes.size())) ==
           static_cast<int>(bytes.size()));
   REQUIRE(gzclose(file) == Z_OK);
-}
-
-std::string file_bytes(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
-void write_file(const std::filesystem::path& path, const std::string& bytes) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
 }
 
 IdxImages gradient_images(Index count, Index rows, Index cols) {

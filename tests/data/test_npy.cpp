@@ -20,6 +20,8 @@
 
 using namespace edgescale;
 using namespace edgescale::data;
+using edgescale::test::file_bytes;
+using edgescale::test::write_file;
 using edgescale::test::TempDir;
 using edgescale::test::UnseekableStream;
 
@@ -38,16 +40,6 @@ template <class T>
 NpyArray<T> from_bytes(const std::string& bytes, std::string_view name = "mem.npy") {
   std::istringstream in(bytes);
   return read_npy<T>(in, name);
-}
-
-std::string file_bytes(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
-void write_file(const std::filesystem::path& path, const std::string& bytes) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
 }
 
 /// A version 1.0 file with the given header text, padded as numpy pads, followed by `data`.

@@ -8,6 +8,7 @@ set -euo pipefail
 
 packages=(
   g++ clang cmake ninja-build ccache         # toolchains (g++ 12, clang 14 on Debian 12)
+  libclang-rt-14-dev                         # clang's sanitizer runtimes (only recommended by clang)
   libeigen3-dev                              # the only run-time dependency
   libxtensor-dev zlib1g-dev                  # optional headers: interop/xtensor.hpp, data/gz.hpp
   doctest-dev libbenchmark-dev               # tests and benches

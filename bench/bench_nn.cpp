@@ -171,40 +171,58 @@ void ours_mlp_part(benchmark::State& state, Part part) {
 
 // ---- raw Eigen GEMMs of exactly our layers' shapes (no bias, activation, pooling, im2col) ----
 
-/// LeNet-300-100 forward: (300x784)(784xB), (100x300)(300xB), (10x100)(100xB).
-struct MlpGemms {
-  explicit MlpGemms(Index batch)
-      : rng(make_stream(seed, "gemm")),
-        w1(random_matrix(wl::mlp_h1, wl::mlp_in, rng)),
-        w2(random_matrix(wl::mlp_h2, wl::mlp_h1, rng)),
-        w3(random_matrix(wl::mlp_out, wl::mlp_h2, rng)),
-        x(random_images(wl::mlp_in, batch, rng)),
-        h1(wl::mlp_h1, batch),
-        h2(wl::mlp_h2, batch),
-        z(wl::mlp_out, batch),
-        dz(random_matrix(wl::mlp_out, batch, rng)),
-        dh2(wl::mlp_h2, batch),
-        dh1(wl::mlp_h1, batch),
-        dw1(Matrix<float>::Zero(wl::mlp_h1, wl::mlp_in)),
-        dw2(Matrix<float>::Zero(wl::mlp_h2, wl::mlp_h1)),
-        dw3(Matrix<float>::Zero(wl::mlp_out, wl::mlp_h2)) {}
+/// The products of three dense layers in -> n1 -> n2 -> out at batch B, as our Dense layers issue
+/// them: forward; then the three weight gradients, the input gradients of the last two and, when
+/// asked, of the first.
+struct DenseStackGemms {
+  DenseStackGemms(Index in, Index n1, Index n2, Index out, Index batch, Rng& rng)
+      : w1(random_matrix(n1, in, rng)),
+        w2(random_matrix(n2, n1, rng)),
+        w3(random_matrix(out, n2, rng)),
+        h1(n1, batch),
+        h2(n2, batch),
+        z(out, batch),
+        dz(random_matrix(out, batch, rng)),
+        dh2(n2, batch),
+        dh1(n1, batch),
+        dx(in, batch),
+        dw1(Matrix<float>::Zero(n1, in)),
+        dw2(Matrix<float>::Zero(n2, n1)),
+        dw3(Matrix<float>::Zero(out, n2)) {}
 
-  void forward() {
+  void forward(const Matrix<float>& x) {
     h1.noalias() = w1 * x;
     h2.noalias() = w2 * h1;
     z.noalias() = w3 * h2;
   }
-  /// Weight gradients of the three layers and the input gradients of the last two.
-  void backward() {
+  void backward(const Matrix<float>& x, bool input_gradient) {
     dw3.noalias() += dz * h2.transpose();
     dh2.noalias() = w3.transpose() * dz;
     dw2.noalias() += dh2 * h1.transpose();
     dh1.noalias() = w2.transpose() * dh2;
     dw1.noalias() += dh1 * x.transpose();
+    if (input_gradient) {
+      dx.noalias() = w1.transpose() * dh1;
+    }
   }
 
+  Matrix<float> w1, w2, w3, h1, h2, z, dz, dh2, dh1, dx, dw1, dw2, dw3;
+};
+
+/// LeNet-300-100's products: the dense stack, no input gradient for the first layer.
+struct MlpGemms {
+  explicit MlpGemms(Index batch)
+      : rng(make_stream(seed, "gemm")),
+        x(random_images(wl::mlp_in, batch, rng)),
+        dense(wl::mlp_in, wl::mlp_h1, wl::mlp_h2, wl::mlp_out, batch, rng) {}
+
+  void forward() { dense.forward(x); }
+  void backward() { dense.backward(x, false); }
+  [[nodiscard]] const Matrix<float>& output() const { return dense.z; }
+
   Rng rng;
-  Matrix<float> w1, w2, w3, x, h1, h2, z, dz, dh2, dh1, dw1, dw2, dw3;
+  Matrix<float> x;
+  DenseStackGemms dense;
 };
 
 /// LeNet-5's products as our layers issue them: per sample (784x25)(25x6) and (100x150)(150x16)
@@ -223,20 +241,8 @@ struct LeNetGemms {
         dcol2(wl::lenet_conv2_pixels, wl::lenet_conv2_patch),
         dwc1(Matrix<float>::Zero(wl::lenet_conv1_patch, 6)),
         dwc2(Matrix<float>::Zero(wl::lenet_conv2_patch, 16)),
-        w1(random_matrix(120, 400, rng)),
-        w2(random_matrix(84, 120, rng)),
-        w3(random_matrix(10, 84, rng)),
         f(random_images(400, batch, rng)),
-        h1(120, batch),
-        h2(84, batch),
-        z(10, batch),
-        dz(random_matrix(10, batch, rng)),
-        dh2(84, batch),
-        dh1(120, batch),
-        df(400, batch),
-        dw1(Matrix<float>::Zero(120, 400)),
-        dw2(Matrix<float>::Zero(84, 120)),
-        dw3(Matrix<float>::Zero(10, 84)) {}
+        dense(400, 120, 84, 10, batch, rng) {}
 
   static ConstBatchView<float> sample(const Matrix<float>& m, Index n, Index rows, Index cols) {
     return {m.col(n).data(), rows, cols};
@@ -252,17 +258,10 @@ struct LeNetGemms {
       sample(y2, n, wl::lenet_conv2_pixels, 16).noalias() =
           sample(col2, n, wl::lenet_conv2_pixels, wl::lenet_conv2_patch) * wc2;
     }
-    h1.noalias() = w1 * f;
-    h2.noalias() = w2 * h1;
-    z.noalias() = w3 * h2;
+    dense.forward(f);
   }
   void backward() {
-    dw3.noalias() += dz * h2.transpose();
-    dh2.noalias() = w3.transpose() * dz;
-    dw2.noalias() += dh2 * h1.transpose();
-    dh1.noalias() = w2.transpose() * dh2;
-    dw1.noalias() += dh1 * f.transpose();
-    df.noalias() = w1.transpose() * dh1;
+    dense.backward(f, true);
     for (Index n = 0; n < col1.cols(); ++n) {
       const auto dyn2 = sample(std::as_const(dy2), n, wl::lenet_conv2_pixels, 16);
       dwc2.noalias() +=
@@ -277,9 +276,12 @@ struct LeNetGemms {
     }
   }
 
+  [[nodiscard]] const Matrix<float>& output() const { return dense.z; }
+
   Rng rng;
   Matrix<float> col1, col2, wc1, wc2, y1, y2, dy1, dy2, dcol2, dwc1, dwc2;
-  Matrix<float> w1, w2, w3, f, h1, h2, z, dz, dh2, dh1, df, dw1, dw2, dw3;
+  Matrix<float> f;
+  DenseStackGemms dense;
 };
 
 /// The raw products of a workload (MlpGemms or LeNetGemms): forward only, or a training step.
@@ -292,7 +294,7 @@ void eigen_products(benchmark::State& state) {
     if constexpr (Train) {
       g.backward();
     }
-    benchmark::DoNotOptimize(g.z.data());
+    benchmark::DoNotOptimize(g.output().data());
     benchmark::ClobberMemory();
   }
   constexpr bool mlp = std::is_same_v<Gemms, MlpGemms>;

@@ -26,6 +26,8 @@ if [[ ! -s "$out" ]]; then
 fi
 accuracy=$(python3 -c 'import json, sys; print("%.2f" % (100 * json.load(open(sys.argv[1]))["test_accuracy"]))' \
   "$out")
+plot="$build/demo-mlp.png"
+scripts/plot_training.sh "$plot" "$build/demo-mlp.csv" >/dev/null 2>&1 || plot="(not drawn: no gnuplot)"
 echo
-echo "demo.sh: test accuracy ${accuracy}% (results in $out)"
+echo "demo.sh: test accuracy ${accuracy}% (results in $out, curves in $plot)"
 echo "demo.sh: build ${build_secs} s, total $((SECONDS - start)) s"

@@ -339,9 +339,11 @@ void register_all() {
        EDGESCALE_TORCH(mlp_train), &eigen_products<MlpGemms, true>, wl::mlp_batches, mlp_n},
       {"lenet5_forward",
        [](benchmark::State& s) { ours_forward<LeNet5>(s, wl::lenet_forward_flops); },
-       EDGESCALE_TORCH(lenet5_forward), &eigen_products<LeNetGemms, false>, wl::lenet_batches, lenet_n},
+       EDGESCALE_TORCH(lenet5_forward), &eigen_products<LeNetGemms, false>, wl::lenet_batches,
+       lenet_n},
       {"lenet5_train", [](benchmark::State& s) { ours_train<LeNet5>(s, wl::lenet_train_flops); },
-       EDGESCALE_TORCH(lenet5_train), &eigen_products<LeNetGemms, true>, wl::lenet_batches, lenet_n},
+       EDGESCALE_TORCH(lenet5_train), &eigen_products<LeNetGemms, true>, wl::lenet_batches,
+       lenet_n},
   };
 #undef EDGESCALE_TORCH
   for (const Workload& w : workloads) {

@@ -13,6 +13,8 @@
 #include <edgescale/data/npy.hpp>
 #include <edgescale/nn.hpp>
 
+#include "networks.hpp"
+
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
@@ -20,8 +22,6 @@
 #include <sstream>
 #include <string>
 #include <vector>
-
-#include "networks.hpp"
 
 using namespace edgescale;
 
@@ -51,41 +51,57 @@ Options parse(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     const std::string flag = argv[i];
     auto value = [&]() -> std::string {
-      if (i + 1 >= argc) usage(flag + " needs a value");
+      if (i + 1 >= argc)
+        usage(flag + " needs a value");
       return argv[++i];
     };
     try {
-      if (flag == "--net") o.net = value();
-      else if (flag == "--epochs") o.epochs = std::stoi(value());
-      else if (flag == "--seed") o.seed = std::stoull(value());
-      else if (flag == "--out") o.out = value();
-      else if (flag == "--save") o.save = value();
-      else if (flag == "--load") o.load = value();
-      else if (flag == "--data") o.data = value();
-      else if (flag == "--batch") o.batch = std::stol(value());
-      else if (flag == "--lr") o.lr = std::stod(value());
-      else if (flag == "--help" || flag == "-h") usage("help");
-      else usage("unknown flag " + flag);
+      if (flag == "--net")
+        o.net = value();
+      else if (flag == "--epochs")
+        o.epochs = std::stoi(value());
+      else if (flag == "--seed")
+        o.seed = std::stoull(value());
+      else if (flag == "--out")
+        o.out = value();
+      else if (flag == "--save")
+        o.save = value();
+      else if (flag == "--load")
+        o.load = value();
+      else if (flag == "--data")
+        o.data = value();
+      else if (flag == "--batch")
+        o.batch = std::stol(value());
+      else if (flag == "--lr")
+        o.lr = std::stod(value());
+      else if (flag == "--help" || flag == "-h")
+        usage("help");
+      else
+        usage("unknown flag " + flag);
     } catch (const std::logic_error&) {
       usage("bad value for " + flag);
     }
   }
-  if (o.net != "mlp" && o.net != "lenet5") usage("--net must be mlp or lenet5");
-  if (o.epochs < 0) usage("--epochs must be >= 0");
-  if (o.batch <= 0) usage("--batch must be positive");
-  if (!(o.lr > 0)) usage("--lr must be positive");
+  if (o.net != "mlp" && o.net != "lenet5")
+    usage("--net must be mlp or lenet5");
+  if (o.epochs < 0)
+    usage("--epochs must be >= 0");
+  if (o.batch <= 0)
+    usage("--batch must be positive");
+  if (!(o.lr > 0))
+    usage("--lr must be positive");
   return o;
 }
 
 template <class Net>
 int run(const Options& o, const std::string& net_name) {
-  const auto dir = o.data.empty() ? data::default_fashion_mnist_dir()
-                                  : std::filesystem::path(o.data);
+  const auto dir =
+      o.data.empty() ? data::default_fashion_mnist_dir() : std::filesystem::path(o.data);
   std::cerr << "loading Fashion-MNIST from " << dir.string() << "\n";
-  const auto train = data::load_fashion_mnist<float>(data::Split::train, dir,
-                                                     data::fashion_mnist_standardize);
-  const auto test = data::load_fashion_mnist<float>(data::Split::test, dir,
-                                                    data::fashion_mnist_standardize);
+  const auto train =
+      data::load_fashion_mnist<float>(data::Split::train, dir, data::fashion_mnist_standardize);
+  const auto test =
+      data::load_fashion_mnist<float>(data::Split::test, dir, data::fashion_mnist_standardize);
   data::require_sample_size(train, Net::input_shape::size, net_name);
 
   Rng init = make_stream(o.seed, "init");
@@ -127,22 +143,22 @@ int run(const Options& o, const std::string& net_name) {
       json << (i ? ", " : "") << "{\"epoch\": " << h.epoch + 1
            << ", \"learning_rate\": " << h.learning_rate << ", \"train_loss\": " << h.train_loss
            << ", \"train_accuracy\": " << h.train_accuracy << ", \"test_loss\": " << h.test.loss
-           << ", \"test_accuracy\": " << h.test.accuracy << ", \"seconds\": " << h.seconds
-           << "}";
+           << ", \"test_accuracy\": " << h.test.accuracy << ", \"seconds\": " << h.seconds << "}";
     }
     json << "]}\n";
-    if (!json) throw error("cannot write " + o.out);
+    if (!json)
+      throw error("cannot write " + o.out);
     // The same history as CSV beside it, for plotting (scripts/plot_training.sh).
     const std::string csv_path = std::filesystem::path(o.out).replace_extension(".csv").string();
     std::ofstream csv(csv_path);
     csv.precision(6);
     csv << "epoch,learning_rate,train_loss,train_accuracy,test_loss,test_accuracy,seconds\n";
     for (const auto& h : history) {
-      csv << h.epoch + 1 << ',' << h.learning_rate << ',' << h.train_loss << ','
-          << h.train_accuracy << ',' << h.test.loss << ',' << h.test.accuracy << ',' << h.seconds
-          << '\n';
+      csv << h.epoch + 1 << ',' << h.learning_rate << ',' << h.train_loss << ',' << h.train_accuracy
+          << ',' << h.test.loss << ',' << h.test.accuracy << ',' << h.seconds << '\n';
     }
-    if (!csv) throw error("cannot write " + csv_path);
+    if (!csv)
+      throw error("cannot write " + csv_path);
     std::cerr << "wrote " << o.out << " and " << csv_path << "\n";
   }
   if (!o.save.empty()) {
@@ -157,7 +173,8 @@ int run(const Options& o, const std::string& net_name) {
 int main(int argc, char** argv) {
   const Options o = parse(argc, argv);
   try {
-    if (o.net == "mlp") return run<examples::LeNet300100<>>(o, "LeNet-300-100");
+    if (o.net == "mlp")
+      return run<examples::LeNet300100<>>(o, "LeNet-300-100");
     return run<examples::LeNet5<>>(o, "LeNet-5");
   } catch (const std::exception& e) {
     std::cerr << "train: " << e.what() << "\n";

@@ -4,8 +4,8 @@
 #include <edgescale/data/fashion_mnist.hpp>
 #include <edgescale/data/gz.hpp>
 
+#include "data/temp_dir.hpp"
 #include <doctest/doctest.h>
-
 #include <zlib.h>
 
 #include <array>
@@ -20,13 +20,11 @@
 #include <utility>
 #include <vector>
 
-#include "data/temp_dir.hpp"
-
 using namespace edgescale;
 using namespace edgescale::data;
 using edgescale::test::file_bytes;
-using edgescale::test::write_file;
 using edgescale::test::TempDir;
+using edgescale::test::write_file;
 
 namespace {
 

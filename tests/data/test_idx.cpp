@@ -1,13 +1,12 @@
 #include <edgescale/data/idx.hpp>
 
+#include "data/unseekable.hpp"
 #include <doctest/doctest.h>
 
 #include <cstdint>
 #include <sstream>
 #include <string>
 #include <vector>
-
-#include "data/unseekable.hpp"
 
 using namespace edgescale;
 using namespace edgescale::data;

@@ -1,8 +1,9 @@
+#include <edgescale/core/random.hpp>
 #include <edgescale/data/npy.hpp>
 
+#include "data/temp_dir.hpp"
+#include "data/unseekable.hpp"
 #include <doctest/doctest.h>
-
-#include <edgescale/core/random.hpp>
 
 #include <array>
 #include <cmath>
@@ -15,15 +16,12 @@
 #include <string>
 #include <vector>
 
-#include "data/temp_dir.hpp"
-#include "data/unseekable.hpp"
-
 using namespace edgescale;
 using namespace edgescale::data;
 using edgescale::test::file_bytes;
-using edgescale::test::write_file;
 using edgescale::test::TempDir;
 using edgescale::test::UnseekableStream;
+using edgescale::test::write_file;
 
 namespace {
 

@@ -12,7 +12,9 @@ struct NoBackward {
   using output_shape = Shape<10>;
   ConstBatchView<float> forward(const ConstBatchView<float>& x) { return x; }
 #ifdef EDGESCALE_FAILTEST_CONTROL
-  ConstBatchView<float> backward(const ConstBatchView<float>& dy) { return dy; }
+  ConstBatchView<float> backward(const ConstBatchView<float>& dy) {
+    return dy;
+  }
 #endif
 };
 

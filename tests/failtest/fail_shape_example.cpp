@@ -8,4 +8,6 @@ using Features = edgescale::Shape<1>;
 using Features = edgescale::Shape<0>;
 #endif
 
-int main() { return Features::rank == 1 ? 0 : 1; }
+int main() {
+  return Features::rank == 1 ? 0 : 1;
+}

@@ -18,12 +18,13 @@
 namespace edgescale::test {
 
 struct GradCheckResult {
-  double input_error = 0;                     // relative error of ∂J/∂x
-  std::vector<std::string> names;             // tensor names
-  std::vector<double> parameter_errors;       // relative error per tensor
+  double input_error = 0;                // relative error of ∂J/∂x
+  std::vector<std::string> names;        // tensor names
+  std::vector<double> parameter_errors;  // relative error per tensor
   double worst() const {
     double w = input_error;
-    for (double e : parameter_errors) w = std::max(w, e);
+    for (double e : parameter_errors)
+      w = std::max(w, e);
     return w;
   }
 };
@@ -38,11 +39,13 @@ template <class L, class F>
 void visit_trained(L& layer, F&& f) {
   if constexpr (nn::HasTensorVisitor<L>) {
     layer.for_each_tensor([&](std::string_view name, Parameter<double>& p) {
-      if (p.trainable()) f(std::string(name), p);
+      if (p.trainable())
+        f(std::string(name), p);
     });
   } else if constexpr (nn::HasParameterSpan<L>) {
     for (auto& p : layer.parameters()) {
-      if (p.trainable()) f(p.name, p);
+      if (p.trainable())
+        f(p.name, p);
     }
   }
 }
@@ -54,7 +57,8 @@ GradCheckResult gradient_check(L& layer, const Matrix<double>& x, Rng& rng, doub
                                Index max_entries = 400) {
   auto objective_weights = [&] {
     Matrix<double> r(L::output_shape::size, x.cols());
-    for (Index i = 0; i < r.size(); ++i) r(i) = standard_normal(rng);
+    for (Index i = 0; i < r.size(); ++i)
+      r(i) = standard_normal(rng);
     return r;
   }();
   auto objective = [&](const Matrix<double>& input) {
@@ -116,7 +120,8 @@ inline Matrix<double> random_batch(Index rows, Index cols, Rng& rng, double gap 
   Matrix<double> x(rows, cols);
   for (Index i = 0; i < x.size(); ++i) {
     double v = standard_normal(rng);
-    if (gap > 0 && std::abs(v) < gap) v = v < 0 ? v - gap : v + gap;
+    if (gap > 0 && std::abs(v) < gap)
+      v = v < 0 ? v - gap : v + gap;
     x(i) = v;
   }
   return x;

@@ -3,9 +3,8 @@
 #include <edgescale/nn/flatten.hpp>
 #include <edgescale/nn/init.hpp>
 
-#include <doctest/doctest.h>
-
 #include "nn/gradcheck.hpp"
+#include <doctest/doctest.h>
 
 using namespace edgescale;
 
@@ -29,7 +28,8 @@ TEST_CASE("Dense gradients match finite differences") {
   nn::DenseLayer<double, 7, 5> dense;
   dense.initialize(nn::init::kaiming_normal, rng);
   for (auto& p : dense.parameters()) {
-    for (Index i = 0; i < p.size(); ++i) p.value[i] = standard_normal(rng);
+    for (Index i = 0; i < p.size(); ++i)
+      p.value[i] = standard_normal(rng);
   }
   const auto x = test::random_batch(7, 4, rng);
   const auto r = test::gradient_check(dense, x, rng);
@@ -49,8 +49,8 @@ TEST_CASE("Dense without bias has one tensor and matching gradients") {
   CHECK(r.worst() < 1e-6);
 }
 
-TEST_CASE_TEMPLATE("activation gradients match finite differences", Spec, nn::ReLU,
-                   nn::LeakyReLU<>, nn::LeakyReLU<1, 5>, nn::Tanh, nn::Sigmoid) {
+TEST_CASE_TEMPLATE("activation gradients match finite differences", Spec, nn::ReLU, nn::LeakyReLU<>,
+                   nn::LeakyReLU<1, 5>, nn::Tanh, nn::Sigmoid) {
   Rng rng = make_stream(13, "act");
   typename Spec::template layer<double, Shape<2, 3, 4>> act;
   const auto x = test::random_batch(24, 5, rng, 1e-3);  // away from the ReLU kink

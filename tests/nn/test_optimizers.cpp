@@ -30,8 +30,12 @@ struct OneTensor {
   }
 };
 
-double initial(int i) { return 0.5 * std::sin(1.0 + i) + (i % 2 ? 0.25 : -0.25); }
-double gradient(int i, int t, double p) { return std::cos(0.7 * i + 1.3 * t) + 0.3 * p; }
+double initial(int i) {
+  return 0.5 * std::sin(1.0 + i) + (i % 2 ? 0.25 : -0.25);
+}
+double gradient(int i, int t, double p) {
+  return std::cos(0.7 * i + 1.3 * t) + 0.3 * p;
+}
 
 std::vector<std::vector<double>> read_fixture(const std::string& name) {
   std::ifstream in(std::string(EDGESCALE_TEST_DATA_DIR) + "/optim/" + name + ".txt");
@@ -42,7 +46,8 @@ std::vector<std::vector<double>> read_fixture(const std::string& name) {
     std::istringstream s(line);
     rows.emplace_back();
     double v = 0;
-    while (s >> v) rows.back().push_back(v);
+    while (s >> v)
+      rows.back().push_back(v);
   }
   return rows;
 }
@@ -52,15 +57,17 @@ void check_against_pytorch(Opt opt, const std::string& name) {
   const auto expected = read_fixture(name);
   REQUIRE(expected.size() == 6);
   OneTensor net;
-  for (int i = 0; i < 6; ++i) net.p.value[i] = initial(i);
+  for (int i = 0; i < 6; ++i)
+    net.p.value[i] = initial(i);
   for (int t = 1; t <= 6; ++t) {
-    for (int i = 0; i < 6; ++i) net.p.grad[i] = gradient(i, t, net.p.value[i]);
+    for (int i = 0; i < 6; ++i)
+      net.p.grad[i] = gradient(i, t, net.p.value[i]);
     opt.step(net);
     for (int i = 0; i < 6; ++i) {
       INFO(name << " step " << t << " index " << i);
-      CHECK(net.p.value[i] == doctest::Approx(expected[static_cast<std::size_t>(t - 1)]
-                                                         [static_cast<std::size_t>(i)])
-                                  .epsilon(1e-12));
+      CHECK(net.p.value[i] ==
+            doctest::Approx(expected[static_cast<std::size_t>(t - 1)][static_cast<std::size_t>(i)])
+                .epsilon(1e-12));
     }
   }
 }
@@ -103,7 +110,8 @@ TEST_CASE_TEMPLATE("masked weights stay exactly zero through training", Opt, nn:
     if (name.ends_with("weight")) {
       p.mask = Vector<double>::Ones(p.size());
       for (Index i = 0; i < p.size(); ++i) {
-        if ((i + k) % (k == 0 ? 2 : 3) == 0) p.mask[i] = 0;
+        if ((i + k) % (k == 0 ? 2 : 3) == 0)
+          p.mask[i] = 0;
       }
       ++k;
     }
@@ -111,12 +119,14 @@ TEST_CASE_TEMPLATE("masked weights stay exactly zero through training", Opt, nn:
   typename Opt::options_type options;
   options.learning_rate = 0.05;
   options.weight_decay = 0.01;
-  if constexpr (requires { options.momentum; }) options.momentum = 0.9;
+  if constexpr (requires { options.momentum; })
+    options.momentum = 0.9;
   Opt opt{options};
   // weights start unmasked (non-zero): the first step must zero them and keep them zero
   Matrix<double> x = Matrix<double>::Random(8, 16);
   std::vector<std::int32_t> y(16);
-  for (int n = 0; n < 16; ++n) y[static_cast<std::size_t>(n)] = n % 3;
+  for (int n = 0; n < 16; ++n)
+    y[static_cast<std::size_t>(n)] = n % 3;
   nn::SoftmaxCrossEntropy loss;
   Matrix<double> g(3, 16);
   for (int step = 0; step < 50; ++step) {
@@ -129,7 +139,8 @@ TEST_CASE_TEMPLATE("masked weights stay exactly zero through training", Opt, nn:
   }
   Index masked = 0;
   net.for_each_parameter([&](std::string_view, Parameter<double>& p) {
-    if (!p.masked()) return;
+    if (!p.masked())
+      return;
     for (Index i = 0; i < p.size(); ++i) {
       if (p.mask[i] == 0) {
         CHECK(p.value[i] == 0.0);

@@ -6,13 +6,12 @@
 #include <edgescale/nn/sequential.hpp>
 #include <edgescale/nn/train.hpp>
 
+#include "nn/gradcheck.hpp"
 #include <doctest/doctest.h>
 
 #include <sstream>
 #include <string>
 #include <vector>
-
-#include "nn/gradcheck.hpp"
 
 using namespace edgescale;
 
@@ -20,8 +19,8 @@ namespace {
 
 using Mlp = nn::Sequential<nn::Dense<784, 300>, nn::ReLU, nn::Dense<300, 100>, nn::ReLU,
                            nn::Dense<100, 10>>;
-using SmallMlp = nn::BasicSequential<double, nn::Dense<12, 9>, nn::Tanh, nn::Dense<9, 7>,
-                                     nn::ReLU, nn::Dense<7, 4>, nn::Sigmoid, nn::Dense<4, 3>>;
+using SmallMlp = nn::BasicSequential<double, nn::Dense<12, 9>, nn::Tanh, nn::Dense<9, 7>, nn::ReLU,
+                                     nn::Dense<7, 4>, nn::Sigmoid, nn::Dense<4, 3>>;
 
 /// A user-written shape-agnostic layer spec: y = x³ (what a user would add, with no edgescale
 /// internals beyond the Layer contract).
@@ -79,9 +78,13 @@ class Scale5 {
 
 // ---- compile-time shape checks, by requires expressions ----
 template <class... Specs>
-constexpr bool composes = requires { typename nn::Sequential<Specs...>; };
+constexpr bool composes = requires {
+  typename nn::Sequential<Specs...>;
+};
 template <class T, class... Specs>
-constexpr bool composes_as = requires { typename nn::BasicSequential<T, Specs...>; };
+constexpr bool composes_as = requires {
+  typename nn::BasicSequential<T, Specs...>;
+};
 
 static_assert(composes<nn::Dense<784, 300>, nn::ReLU, nn::Dense<300, 10>>);
 static_assert(!composes<nn::Dense<784, 300>, nn::ReLU, nn::Dense<200, 10>>);  // 300 != 200
@@ -133,8 +136,8 @@ TEST_CASE("tensors are named as PyTorch's nn.Sequential state_dict") {
     names.emplace_back(name);
     shapes.push_back(p.shape);
   });
-  CHECK(names == std::vector<std::string>{"0.weight", "0.bias", "2.weight", "2.bias", "4.weight",
-                                          "4.bias"});
+  CHECK(names ==
+        std::vector<std::string>{"0.weight", "0.bias", "2.weight", "2.bias", "4.weight", "4.bias"});
   CHECK(shapes[0] == std::vector<Index>{300, 784});
   CHECK(shapes[5] == std::vector<Index>{10});
   CHECK(net.parameter_count() == 784 * 300 + 300 + 300 * 100 + 100 + 100 * 10 + 10);
@@ -177,8 +180,7 @@ TEST_CASE("extractor then head equals the whole network") {
   const Matrix<float> expected = split.colwise() + (Vector<float>::Constant(10, 3.0F) - old_bias);
   CHECK(replaced.isApprox(expected, 1e-5F));
   auto new_extractor = net.extractor<4>();
-  CHECK(new_extractor.layer<0>().parameters()[0].value ==
-        net.layer<0>().parameters()[0].value);
+  CHECK(new_extractor.layer<0>().parameters()[0].value == net.layer<0>().parameters()[0].value);
 }
 
 TEST_CASE("the same seed gives the same network, another seed another") {
@@ -207,14 +209,17 @@ TEST_CASE("losses: values and gradients against finite differences") {
   Matrix<double> g(5, 4);
   BatchView<double> gv(g.data(), 5, 4);
   const ConstBatchView<double> tv(t.data(), 5, 4);
-  auto view = [](const Matrix<double>& m) { return ConstBatchView<double>(m.data(), m.rows(), m.cols()); };
+  auto view = [](const Matrix<double>& m) {
+    return ConstBatchView<double>(m.data(), m.rows(), m.cols());
+  };
 
   // CE value by its definition (log-sum-exp written independently)
   double expected = 0;
   for (Index n = 0; n < 4; ++n) {
     const double m = z.col(n).maxCoeff();
     double s = 0;
-    for (Index k = 0; k < 5; ++k) s += std::exp(z(k, n) - m);
+    for (Index k = 0; k < 5; ++k)
+      s += std::exp(z(k, n) - m);
     expected += m + std::log(s) - z(y[static_cast<std::size_t>(n)], n);
   }
   CHECK(ce.value(view(z), nn::Labels(y)) == doctest::Approx(expected / 4));

@@ -10,8 +10,8 @@
 
 #include <chrono>
 #include <cstdio>
-#include <iostream>
 #include <iomanip>
+#include <iostream>
 #include <ostream>
 #include <sstream>
 #include <string>
@@ -41,7 +41,9 @@ inline bool is_terminal(const std::ostream& os) {
 class ProgressBar {
  public:
   ProgressBar(std::ostream& os, std::string label, bool interactive)
-      : os_(os), label_(std::move(label)), interactive_(interactive),
+      : os_(os),
+        label_(std::move(label)),
+        interactive_(interactive),
         start_(std::chrono::steady_clock::now()) {}
   ProgressBar(std::ostream& os, std::string label)
       : ProgressBar(os, std::move(label), is_terminal(os)) {}

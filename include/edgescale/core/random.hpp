@@ -61,8 +61,7 @@ template <class T = double>
 T standard_normal(Rng& rng) {
   const double u1 = 1.0 - uniform01<double>(rng);  // (0, 1]: log is finite
   const double u2 = uniform01<double>(rng);
-  return static_cast<T>(std::sqrt(-2.0 * std::log(u1)) *
-                        std::cos(2.0 * std::numbers::pi * u2));
+  return static_cast<T>(std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * std::numbers::pi * u2));
 }
 
 /// Uniform integer in [0, n), unbiased by rejection (as OpenBSD's arc4random_uniform), portable.
@@ -91,7 +90,9 @@ void shuffle(std::span<E> values, Rng& rng) {
 
 /// Shuffles a contiguous container (std::vector, std::array, ...) in place.
 template <class Container>
-  requires requires(Container& c) { std::span(c); }
+  requires requires(Container& c) {
+    std::span(c);
+  }
 void shuffle(Container& values, Rng& rng) {
   shuffle(std::span(values), rng);
 }

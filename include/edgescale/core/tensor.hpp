@@ -121,8 +121,8 @@ enum class ParameterRole { weight, bias, buffer };
 /// weights stay exactly zero through training.
 template <class T>
 struct Parameter {
-  std::string name;           ///< local name: "weight", "bias", "running_mean"
-  std::vector<Index> shape;   ///< PyTorch order, e.g. {out, in} or {cout, cin, kh, kw}
+  std::string name;          ///< local name: "weight", "bias", "running_mean"
+  std::vector<Index> shape;  ///< PyTorch order, e.g. {out, in} or {cout, cin, kh, kw}
   ParameterRole role = ParameterRole::weight;
   Vector<T> value;
   Vector<T> grad;

@@ -730,7 +730,8 @@ void load_parameters(Net& net, const std::filesystem::path& dir) {
   std::size_t i = 0;
   net.for_each_tensor([&](std::string_view, auto& tensor) {
     const std::vector<Scalar>& values = loaded[i++];
-    tensor.value = Eigen::Map<const Vector<Scalar>>(values.data(), static_cast<Index>(values.size()));
+    tensor.value =
+        Eigen::Map<const Vector<Scalar>>(values.data(), static_cast<Index>(values.size()));
   });
 }
 

@@ -12,7 +12,9 @@ namespace edgescale::nn {
 namespace detail {
 struct ReluFn {
   template <class A>
-  static auto value(const A& x) { return x.cwiseMax(typename A::Scalar(0)); }
+  static auto value(const A& x) {
+    return x.cwiseMax(typename A::Scalar(0));
+  }
   template <class A, class B>
   static auto gradient(const A& y, const B& dy) {
     using T = typename A::Scalar;
@@ -37,7 +39,9 @@ struct LeakyReluFn {
 };
 struct TanhFn {
   template <class A>
-  static auto value(const A& x) { return x.tanh(); }
+  static auto value(const A& x) {
+    return x.tanh();
+  }
   template <class A, class B>
   static auto gradient(const A& y, const B& dy) {
     using T = typename A::Scalar;

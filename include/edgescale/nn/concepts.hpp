@@ -14,6 +14,10 @@
 #include <span>
 #include <string_view>
 
+// clang-format 14 cannot lay out C++20 concepts and requires-clauses (it glues `&&` to its
+// operands and joins a requires-clause to the declaration after it): this file is laid out by
+// hand, in the style of .clang-format.
+// clang-format off
 namespace edgescale::nn {
 
 // ---------------------------------------------------------------------------------------------
@@ -161,3 +165,4 @@ concept Optimizer = Network<N> && requires(O& opt, N& net, double lr) {
 };
 
 }  // namespace edgescale::nn
+// clang-format on

@@ -67,6 +67,8 @@ inline constexpr XavierUniform xavier_uniform{};
 
 /// An initialisation scheme for parameters of scalar type T.
 template <class S, class T>
-concept Scheme = requires(const S& s, Parameter<T>& p, Index fan, Rng& rng) { s(p, fan, fan, rng); };
+concept Scheme = requires(const S& s, Parameter<T>& p, Index fan, Rng& rng) {
+  s(p, fan, fan, rng);
+};
 
 }  // namespace edgescale::nn::init

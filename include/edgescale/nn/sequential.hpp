@@ -41,6 +41,9 @@ struct Input {
   using shape = Shape<Dims...>;
 };
 
+// clang-format 14 cannot lay out requires-clauses and concepts (see nn/concepts.hpp): the
+// regions between "clang-format off" and "on" are laid out by hand.
+// clang-format off
 namespace detail {
 
 template <class... X>
@@ -222,6 +225,8 @@ concept ComposableLayers =
     detail::LayerAcceptsPreviousOutput<typename detail::network_chain<T, Specs...>::failing_spec,
                                        T, typename detail::network_chain<T, Specs...>::failing_input>;
 
+// clang-format on
+
 template <class T, class... Specs>
   requires ComposableLayers<T, Specs...>
 class BasicSequential {
@@ -240,9 +245,9 @@ class BasicSequential {
 
   /// Layers [0, K) as a network of their own (the feature extractor).
   template <std::size_t K>
-  using extractor_type = typename detail::network_from_list<
-      T, typename detail::input_of<input_shape>::type,
-      typename detail::slice<0, K, spec_list>::type>::type;
+  using extractor_type =
+      typename detail::network_from_list<T, typename detail::input_of<input_shape>::type,
+                                         typename detail::slice<0, K, spec_list>::type>::type;
   /// Layers [K, size) as a network of their own (the head).
   template <std::size_t K>
   using head_type = typename detail::network_from_list<
@@ -372,6 +377,7 @@ class BasicSequential {
     return std::get<I>(layers_);
   }
 
+  // clang-format off
   /// Copies of layers [0, K) as a network.
   template <std::size_t K>
     requires(K > 0 && K < size)
@@ -397,13 +403,18 @@ class BasicSequential {
     assign_layers<0>(e, std::make_index_sequence<K>{});
   }
 
+  // clang-format on
+
  private:
   template <class Self, class F>
   static void visit_tensors(Self& self, F&& f) {
     std::string name;
-    [&]<std::size_t... I>(std::index_sequence<I...>) {
-      (visit_layer_tensors<I>(self, f, name), ...);
-    }(std::make_index_sequence<size>{});
+    visit_layers_tensors(self, f, name, std::make_index_sequence<size>{});
+  }
+
+  template <class Self, class F, std::size_t... I>
+  static void visit_layers_tensors(Self& self, F& f, std::string& name, std::index_sequence<I...>) {
+    (visit_layer_tensors<I>(self, f, name), ...);
   }
 
   template <std::size_t I, class Self, class F>
@@ -506,9 +517,8 @@ void copy_tensors(const From& from, To& to) {
   std::vector<const Vector<typename From::scalar_type>*> values;
   from.for_each_tensor([&](std::string_view, const auto& p) { values.push_back(&p.value); });
   std::size_t i = 0;
-  to.for_each_tensor([&](std::string_view, Parameter<U>& p) {
-    p.value = values.at(i++)->template cast<U>();
-  });
+  to.for_each_tensor(
+      [&](std::string_view, Parameter<U>& p) { p.value = values.at(i++)->template cast<U>(); });
 }
 
 }  // namespace edgescale::nn

@@ -229,9 +229,9 @@ std::vector<EpochReport> fit(Trainer<Net, LossFn>& trainer, Opt& opt, const Trai
         batch_y[static_cast<std::size_t>(j)] = train.labels[static_cast<std::size_t>(src)];
       }
       Index batch_correct = 0;
-      const T loss = trainer.step(opt, batch_x.cview(),
-                                  Labels(batch_y.data(), static_cast<std::size_t>(b)),
-                                  &batch_correct);
+      const T loss =
+          trainer.step(opt, batch_x.cview(), Labels(batch_y.data(), static_cast<std::size_t>(b)),
+                       &batch_correct);
       loss_sum += static_cast<double>(loss);
       correct += batch_correct;
       seen += b;
@@ -259,7 +259,9 @@ std::vector<EpochReport> fit(Trainer<Net, LossFn>& trainer, Opt& opt, const Trai
     bool keep_going = true;
     (
         [&](auto& cb) {
-          if constexpr (requires { { cb.on_epoch_end(report) } -> std::same_as<bool>; }) {
+          if constexpr (requires {
+                          { cb.on_epoch_end(report) } -> std::same_as<bool>;
+                        }) {
             keep_going = cb.on_epoch_end(report) && keep_going;
           } else if constexpr (requires { cb.on_epoch_end(report); }) {
             cb.on_epoch_end(report);

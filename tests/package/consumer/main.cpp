@@ -21,8 +21,8 @@ int main() {
   const std::vector<std::int32_t> labels{0, 1, 2, 1};
   nn::Trainer trainer{net};
   nn::SGD opt{{.learning_rate = 0.1}};
-  const float loss = trainer.step(opt, ConstBatchView<float>(batch.data(), batch.rows(), 4),
-                                  nn::Labels(labels));
+  const float loss =
+      trainer.step(opt, ConstBatchView<float>(batch.data(), batch.rows(), 4), nn::Labels(labels));
   const Matrix<float> logits = net.forward(batch);
 
   std::printf("consumer: %lld parameters, loss %.4f, logits %lld x %lld\n",

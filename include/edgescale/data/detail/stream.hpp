@@ -81,7 +81,9 @@ std::uint64_t append_values(std::istream& in, std::vector<Value>& out, std::uint
 
 /// True when the stream has no byte left (it may have been positioned in the middle of a file).
 /// Call it after a successful read: a failed stream reports its end as reached.
-inline bool at_end(std::istream& in) { return in.peek() == std::istream::traits_type::eof(); }
+inline bool at_end(std::istream& in) {
+  return in.peek() == std::istream::traits_type::eof();
+}
 
 /// Returns `a * b`, or nullopt when the product exceeds `limit` (or 64 bits).
 inline std::optional<std::uint64_t> checked_product(std::uint64_t a, std::uint64_t b,

@@ -9,6 +9,7 @@
 #include "nn/gradcheck.hpp"
 #include <doctest/doctest.h>
 
+#include <limits>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -329,4 +330,23 @@ TEST_CASE("fit rejects a data set of the wrong sample size") {
   CHECK_THROWS_AS(nn::fit(trainer, opt, train, train, {.epochs = 1, .batch_size = 8},
                           nn::ConstantSchedule{0.1}, rng),
                   shape_error);
+}
+
+TEST_CASE("a non-finite loss stops training before the step and leaves the network unchanged") {
+  Rng rng = make_stream(7, "nan");
+  nn::Sequential<nn::Dense<4, 3>, nn::ReLU, nn::Dense<3, 2>> net{nn::init::kaiming_normal, rng};
+  nn::Trainer trainer{net};
+  nn::SGD opt{{.learning_rate = 0.1, .momentum = 0.9}};
+  Matrix<float> x = Matrix<float>::Random(4, 3);
+  x(2, 1) = std::numeric_limits<float>::quiet_NaN();
+  const std::vector<std::int32_t> y{0, 1, 0};
+  std::vector<Vector<float>> before;
+  net.for_each_tensor(
+      [&](std::string_view, const Parameter<float>& p) { before.push_back(p.value); });
+  CHECK_THROWS_AS(trainer.step(opt, ConstBatchView<float>(x.data(), 4, 3), nn::Labels(y)), error);
+  std::size_t i = 0;
+  net.for_each_tensor([&](std::string_view, const Parameter<float>& p) {
+    CHECK(p.value == before[i++]);  // bit for bit: no update reached the weights
+  });
+  CHECK(opt.steps() == 0);
 }

@@ -97,6 +97,10 @@ TEST_CASE("Adam and AdamW match torch.optim") {
 TEST_CASE("a bad learning rate is rejected") {
   CHECK_THROWS_AS(nn::SGD({.learning_rate = -1.0}), argument_error);
   CHECK_THROWS_AS(nn::Adam({.learning_rate = std::nan("")}), argument_error);
+  nn::SGD opt{{.learning_rate = 0.1}};
+  CHECK_THROWS_AS(opt.set_learning_rate(-0.5), argument_error);  // e.g. from a bad schedule
+  CHECK_THROWS_AS(opt.set_learning_rate(std::nan("")), argument_error);
+  CHECK(opt.learning_rate() == 0.1);
 }
 
 TEST_CASE_TEMPLATE("masked weights stay exactly zero through training", Opt, nn::SGD, nn::Adam,

@@ -184,6 +184,19 @@ TEST_CASE("extractor then head equals the whole network") {
   CHECK(new_extractor.layer<0>().parameters()[0].value == net.layer<0>().parameters()[0].value);
 }
 
+TEST_CASE("copy_tensors carries a float network into its double twin") {
+  Rng rng = make_stream(25, "copy");
+  Mlp net{nn::init::kaiming_normal, rng};
+  nn::rebind_scalar_t<Mlp, double> twin;
+  nn::copy_tensors(net, twin);
+  Matrix<float> x = Matrix<float>::Random(784, 3);
+  const Matrix<double> expected = net.forward(x).cast<double>();
+  const Matrix<double> got = twin.forward(Matrix<double>(x.cast<double>()));
+  CHECK((got - expected).cwiseAbs().maxCoeff() < 1e-4);
+  CHECK(twin.layer<4>().parameters()[1].value ==
+        net.layer<4>().parameters()[1].value.cast<double>());
+}
+
 TEST_CASE("the same seed gives the same network, another seed another") {
   Rng a = make_stream(1, "init");
   Rng b = make_stream(1, "init");

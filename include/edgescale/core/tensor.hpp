@@ -83,9 +83,7 @@ class Workspace {
 
   /// Sets the view to rows x cols, growing the storage only if it is too small.
   BatchView<T> resize(Index rows, Index cols) {
-    if (rows * cols > storage_.size()) {
-      storage_.resize(rows * cols);
-    }
+    reserve(rows, cols);
     rows_ = rows;
     cols_ = cols;
     return view();

@@ -101,16 +101,6 @@ struct MeanSquaredError {
   }
 };
 
-/// Index of the largest logit of each column, written to `out` (size B).
-template <class T, class Out>
-void predict_classes(const ConstBatchView<T>& logits, Out& out) {
-  for (Index n = 0; n < logits.cols(); ++n) {
-    Index best = 0;
-    logits.col(n).maxCoeff(&best);
-    out[static_cast<std::size_t>(n)] = static_cast<std::int32_t>(best);
-  }
-}
-
 /// Number of columns whose largest logit is the label.
 template <class T>
 Index count_correct(const ConstBatchView<T>& logits, Labels labels) {

@@ -31,10 +31,7 @@ class BasicOptimizer {
 
   BasicOptimizer() = default;
   explicit BasicOptimizer(options_type options) : options_(options) {
-    if (!(options_.learning_rate >= 0.0) || !std::isfinite(options_.learning_rate)) {
-      throw argument_error("optimizer: learning rate must be finite and >= 0, got " +
-                           std::to_string(options_.learning_rate));
-    }
+    check_learning_rate(options_.learning_rate);
   }
 
   /// Updates every trained tensor of `net` from its gradient. The first call sizes the state;
@@ -61,7 +58,11 @@ class BasicOptimizer {
   }
 
   [[nodiscard]] double learning_rate() const { return options_.learning_rate; }
-  void set_learning_rate(double lr) { options_.learning_rate = lr; }
+  /// Throws argument_error, leaving the rate as it was, unless lr is finite and >= 0.
+  void set_learning_rate(double lr) {
+    check_learning_rate(lr);
+    options_.learning_rate = lr;
+  }
   [[nodiscard]] const options_type& options() const { return options_; }
   [[nodiscard]] long steps() const { return steps_; }
   /// Forgets momentum and moments (for instance after the mask changed).
@@ -72,6 +73,13 @@ class BasicOptimizer {
   }
 
  private:
+  static void check_learning_rate(double lr) {
+    if (!(lr >= 0.0) || !std::isfinite(lr)) {
+      throw argument_error("optimizer: learning rate must be finite and >= 0, got " +
+                           std::to_string(lr));
+    }
+  }
+
   Rule rule_{};
   options_type options_{};
   std::tuple<std::vector<typename Rule::template state<float>>,

@@ -112,6 +112,8 @@ int run(const Options& o, const std::string& net_name) {
   }
   nn::Trainer trainer{net};
   nn::SGD opt{{.learning_rate = o.lr, .momentum = 0.9, .nesterov = true, .weight_decay = 5e-4}};
+  data::BatchSampler train_batches(train, o.batch);
+  data::BatchSampler test_batches(test, 500);
   Rng shuffle = make_stream(o.seed, "shuffle");
   std::cerr << net_name << ": " << net.parameter_count() << " parameters, " << o.epochs
             << " epochs of batches of " << o.batch << ", SGD (Nesterov 0.9, lr " << o.lr
@@ -119,13 +121,13 @@ int run(const Options& o, const std::string& net_name) {
 
   const auto start = std::chrono::steady_clock::now();
   const auto history =
-      nn::fit(trainer, opt, train, test, {.epochs = o.epochs, .batch_size = o.batch},
+      nn::fit(trainer, opt, train_batches, test_batches, {.epochs = o.epochs},
               nn::CosineSchedule{.base = o.lr, .epochs = std::max(o.epochs, 1)}, shuffle,
               nn::ProgressDisplay{std::cerr});
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   const double accuracy =
-      history.empty() ? trainer.evaluate(test).accuracy : history.back().test.accuracy;
+      history.empty() ? trainer.evaluate(test_batches).accuracy : history.back().test.accuracy;
 
   std::cout.setf(std::ios::fixed);
   std::cout.precision(4);

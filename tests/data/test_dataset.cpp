@@ -41,13 +41,13 @@ std::vector<Index> epoch_order(BatchSampler<T>& sampler, Rng* rng) {
   Index expected_number = 0;
   for (const Batch<T>& batch : rng != nullptr ? sampler.epoch(*rng) : sampler.epoch()) {
     CHECK(batch.number == expected_number++);
-    REQUIRE(batch.labels.size() == static_cast<std::size_t>(batch.size()));
+    REQUIRE(batch.targets.size() == static_cast<std::size_t>(batch.size()));
     REQUIRE(batch.indices.size() == static_cast<std::size_t>(batch.size()));
     for (Index j = 0; j < batch.size(); ++j) {
       const Index i = batch.indices[static_cast<std::size_t>(j)];
       CHECK(batch.features(0, j) == static_cast<T>(i));
       CHECK(batch.features(1, j) == static_cast<T>(i) + T(0.5));
-      CHECK(batch.labels[static_cast<std::size_t>(j)] ==
+      CHECK(batch.targets[static_cast<std::size_t>(j)] ==
             sampler.dataset().labels[static_cast<std::size_t>(i)]);
       seen.push_back(i);
     }
@@ -233,10 +233,10 @@ TEST_CASE("batches reuse one buffer: no reallocation, the short batch views its 
     for (const Batch<float>& batch : sampler.epoch(rng)) {
       if (storage == nullptr) {
         storage = batch.features.data();
-        labels = batch.labels.data();
+        labels = batch.targets.data();
       }
       CHECK(batch.features.data() == storage);
-      CHECK(batch.labels.data() == labels);
+      CHECK(batch.targets.data() == labels);
       CHECK(batch.features.rows() == 3);
       sizes.push_back(batch.size());
     }

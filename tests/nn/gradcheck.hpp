@@ -5,13 +5,13 @@
 // relative error ‖analytic − numeric‖ / max(‖analytic‖, ‖numeric‖) over the whole tensor.
 #pragma once
 
+#include <edgescale/core/concepts.hpp>
 #include <edgescale/core/random.hpp>
 #include <edgescale/core/tensor.hpp>
-#include <edgescale/nn/concepts.hpp>
 
 #include <algorithm>
 #include <cmath>
-#include <functional>
+#include <string_view>
 #include <string>
 #include <vector>
 
@@ -34,22 +34,6 @@ inline double relative_error(const Vector<double>& a, const Vector<double>& n) {
   return (a - n).norm() / scale;
 }
 
-/// Visits every tensor of a layer (span or visitor form) whose gradient is trained.
-template <class L, class F>
-void visit_trained(L& layer, F&& f) {
-  if constexpr (nn::HasTensorVisitor<L>) {
-    layer.for_each_tensor([&](std::string_view name, Parameter<double>& p) {
-      if (p.trainable())
-        f(std::string(name), p);
-    });
-  } else if constexpr (nn::HasParameterSpan<L>) {
-    for (auto& p : layer.parameters()) {
-      if (p.trainable())
-        f(p.name, p);
-    }
-  }
-}
-
 /// Checks layer `layer` at input x (features x batch). `max_entries` caps how many entries of
 /// each tensor are perturbed (chosen evenly), to keep big layers quick.
 template <class L>
@@ -66,7 +50,7 @@ GradCheckResult gradient_check(L& layer, const Matrix<double>& x, Rng& rng, doub
     const ConstBatchView<double> y = layer.forward(xv);
     return (y.array() * objective_weights.array()).sum();
   };
-  visit_trained(layer, [](const std::string&, Parameter<double>& p) { p.zero_grad(); });
+  for_each_parameter(layer, [](std::string_view, Parameter<double>& p) { p.zero_grad(); });
 
   GradCheckResult result;
   objective(x);
@@ -93,7 +77,7 @@ GradCheckResult gradient_check(L& layer, const Matrix<double>& x, Rng& rng, doub
                                         Eigen::Map<Vector<double>>(ns.data(), Index(ns.size())));
   }
   // parameter gradients
-  visit_trained(layer, [&](const std::string& name, Parameter<double>& p) {
+  for_each_parameter(layer, [&](std::string_view name, Parameter<double>& p) {
     const Vector<double> analytic = p.grad;
     const Index stride = std::max<Index>(1, p.size() / max_entries);
     std::vector<double> as, ns;
@@ -107,7 +91,7 @@ GradCheckResult gradient_check(L& layer, const Matrix<double>& x, Rng& rng, doub
       as.push_back(analytic[i]);
       ns.push_back((jp - jm) / (2 * h));
     }
-    result.names.push_back(name);
+    result.names.emplace_back(name);
     result.parameter_errors.push_back(
         relative_error(Eigen::Map<Vector<double>>(as.data(), Index(as.size())),
                        Eigen::Map<Vector<double>>(ns.data(), Index(ns.size()))));

@@ -137,7 +137,7 @@ TEST_CASE("BatchNorm tensors: gamma 1, beta 0, running statistics 0 and 1") {
   CHECK(p[2].name == "running_mean");
   CHECK(p[3].name == "running_var");
   CHECK(p[0].shape == std::vector<Index>{4});
-  CHECK(p[0].role == ParameterRole::weight);
+  CHECK(p[0].role == ParameterRole::scale);  // γ: trained, never pruned
   CHECK(p[1].role == ParameterRole::bias);
   CHECK(p[2].role == ParameterRole::buffer);
   CHECK(p[3].role == ParameterRole::buffer);
@@ -215,7 +215,7 @@ TEST_CASE("BatchNorm in a network: set_training reaches it, names and backward")
   // Convolution and Dense before a BatchNorm go without bias: BatchNorm subtracts any per-channel
   // constant, so such a bias has an exactly zero gradient (checked in the next test case).
   using Net = nn::BasicSequential<double, nn::Input<2, 5, 5>, nn::Conv2D<2, 3, 3, nn::NoBias>,
-                                  nn::BatchNorm, nn::ReLU, nn::Flatten, nn::Dense<27, 4, false>,
+                                  nn::BatchNorm, nn::ReLU, nn::Flatten, nn::Dense<27, 4, nn::NoBias>,
                                   nn::BatchNorm>;
   Rng rng = make_stream(55, "bn-net");
   Net net{nn::init::kaiming_normal, rng};

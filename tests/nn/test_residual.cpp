@@ -33,7 +33,7 @@ static_assert(!nn::AcceptsInput<nn::Residual<nn::Conv2D<4, 4, 3>>, float, Shape<
 static_assert(
     nn::AcceptsInput<nn::Residual<nn::Flatten, nn::Dense<12, 12>>, float, Shape<3, 2, 2>>);
 static_assert(nn::Layer<Block::layer<double, Shape<4, 6, 6>>>);
-static_assert(nn::HasTensorVisitor<Block::layer<double, Shape<4, 6, 6>>>);
+static_assert(HasTensorVisitor<Block::layer<double, Shape<4, 6, 6>>>);
 static_assert(nn::HasTrainingMode<Block::layer<double, Shape<4, 6, 6>>>);
 static_assert(nn::HasParameterOnlyBackward<Block::layer<double, Shape<4, 6, 6>>>);
 

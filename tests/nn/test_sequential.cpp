@@ -1,10 +1,9 @@
 #include <edgescale/nn/activation.hpp>
 #include <edgescale/nn/dense.hpp>
 #include <edgescale/nn/flatten.hpp>
-#include <edgescale/nn/loss.hpp>
-#include <edgescale/nn/optim/sgd.hpp>
+#include <edgescale/core/parameter_set.hpp>
 #include <edgescale/nn/sequential.hpp>
-#include <edgescale/nn/train.hpp>
+#include <edgescale/nn/transform.hpp>
 
 #include "nn/gradcheck.hpp"
 #include <doctest/doctest.h>
@@ -188,7 +187,7 @@ TEST_CASE("copy_tensors carries a float network into its double twin") {
   Rng rng = make_stream(25, "copy");
   Mlp net{nn::init::kaiming_normal, rng};
   nn::rebind_scalar_t<Mlp, double> twin;
-  nn::copy_tensors(net, twin);
+  copy_tensors(net, twin);
   Matrix<float> x = Matrix<float>::Random(784, 3);
   const Matrix<double> expected = net.forward(x).cast<double>();
   const Matrix<double> got = twin.forward(Matrix<double>(x.cast<double>()));
@@ -212,154 +211,3 @@ TEST_CASE("the same seed gives the same network, another seed another") {
   CHECK(var == doctest::Approx(2.0 / 784).epsilon(0.02));
 }
 
-TEST_CASE("losses: values and gradients against finite differences") {
-  Rng rng = make_stream(24, "loss");
-  Matrix<double> z = test::random_batch(5, 4, rng);
-  z(0, 0) = 800;  // a huge logit must not overflow
-  const std::vector<std::int32_t> y{0, 3, 4, 1};
-  Matrix<double> t = test::random_batch(5, 4, rng);
-  nn::SoftmaxCrossEntropy ce;
-  nn::MeanSquaredError mse;
-  Matrix<double> g(5, 4);
-  BatchView<double> gv(g.data(), 5, 4);
-  const ConstBatchView<double> tv(t.data(), 5, 4);
-  auto view = [](const Matrix<double>& m) {
-    return ConstBatchView<double>(m.data(), m.rows(), m.cols());
-  };
-
-  // CE value by its definition (log-sum-exp written independently)
-  double expected = 0;
-  for (Index n = 0; n < 4; ++n) {
-    const double m = z.col(n).maxCoeff();
-    double s = 0;
-    for (Index k = 0; k < 5; ++k)
-      s += std::exp(z(k, n) - m);
-    expected += m + std::log(s) - z(y[static_cast<std::size_t>(n)], n);
-  }
-  CHECK(ce.value(view(z), nn::Labels(y)) == doctest::Approx(expected / 4));
-  CHECK(std::isfinite(ce.value(view(z), nn::Labels(y))));
-
-  for (int which = 0; which < 2; ++which) {
-    z(0, 0) = 0.3;
-    auto value = [&](const Matrix<double>& zz) {
-      return which == 0 ? ce.value(view(zz), nn::Labels(y)) : mse.value(view(zz), tv);
-    };
-    const double v = which == 0 ? ce.value_and_gradient(view(z), nn::Labels(y), gv)
-                                : mse.value_and_gradient(view(z), tv, gv);
-    CHECK(v == doctest::Approx(value(z)));
-    Vector<double> numeric(z.size());
-    Vector<double> analytic = Eigen::Map<Vector<double>>(g.data(), g.size());
-    for (Index i = 0; i < z.size(); ++i) {
-      Matrix<double> zp = z, zm = z;
-      zp(i) += 1e-6;
-      zm(i) -= 1e-6;
-      numeric[i] = (value(zp) - value(zm)) / 2e-6;
-    }
-    CHECK(test::relative_error(analytic, numeric) < 1e-6);
-  }
-  // MSE is PyTorch's mean over every element
-  CHECK(mse.value(view(z), tv) == doctest::Approx((z - t).squaredNorm() / 20));
-}
-
-TEST_CASE("losses reject bad labels and shapes") {
-  Matrix<double> z = Matrix<double>::Zero(3, 2);
-  const ConstBatchView<double> zv(z.data(), 3, 2);
-  nn::SoftmaxCrossEntropy ce;
-  const std::vector<std::int32_t> bad{0, 3};
-  const std::vector<std::int32_t> negative{-1, 0};
-  const std::vector<std::int32_t> short_labels{0};
-  CHECK_THROWS_AS(ce.value(zv, nn::Labels(bad)), argument_error);
-  CHECK_THROWS_AS(ce.value(zv, nn::Labels(negative)), argument_error);
-  CHECK_THROWS_AS(ce.value(zv, nn::Labels(short_labels)), shape_error);
-  Matrix<double> t = Matrix<double>::Zero(2, 2);
-  CHECK_THROWS_AS(nn::MeanSquaredError{}.value(zv, ConstBatchView<double>(t.data(), 2, 2)),
-                  shape_error);
-}
-
-namespace {
-struct Blobs {
-  Matrix<float> features;
-  std::vector<std::int32_t> labels;
-};
-/// Three Gaussian blobs in 2-D, well separated.
-Blobs make_blobs(Index n, Rng& rng) {
-  Blobs b{Matrix<float>(2, n), std::vector<std::int32_t>(static_cast<std::size_t>(n))};
-  const double cx[3] = {-3, 3, 0};
-  const double cy[3] = {-2, -2, 3};
-  for (Index i = 0; i < n; ++i) {
-    const int k = static_cast<int>(i % 3);
-    b.labels[static_cast<std::size_t>(i)] = k;
-    b.features(0, i) = static_cast<float>(cx[k] + 0.5 * standard_normal(rng));
-    b.features(1, i) = static_cast<float>(cy[k] + 0.5 * standard_normal(rng));
-  }
-  return b;
-}
-struct CountingCallback {
-  int begins = 0;
-  int ends = 0;
-  long batches = 0;
-  void on_epoch_begin(int, int) { ++begins; }
-  void on_batch_end(Index, Index, double) { ++batches; }
-  bool on_epoch_end(const nn::EpochReport& r) {
-    ++ends;
-    return r.epoch < 3;  // stop after the 4th epoch
-  }
-};
-}  // namespace
-
-TEST_CASE("fit learns separable blobs, reproducibly, and callbacks can stop it") {
-  auto run = [](std::uint64_t seed, CountingCallback& cb) {
-    Rng data_rng = make_stream(seed, "data");
-    const Blobs train = make_blobs(300, data_rng);
-    const Blobs test = make_blobs(150, data_rng);
-    Rng init = make_stream(seed, "init");
-    nn::Sequential<nn::Dense<2, 16>, nn::ReLU, nn::Dense<16, 3>> net{nn::init::kaiming_normal,
-                                                                     init};
-    nn::Trainer trainer{net};
-    nn::SGD opt{{.learning_rate = 0.1, .momentum = 0.9}};
-    Rng shuffle = make_stream(seed, "shuffle");
-    std::ostringstream log;
-    return nn::fit(trainer, opt, train, test, {.epochs = 10, .batch_size = 32},
-                   nn::ConstantSchedule{0.1}, shuffle, cb, nn::ProgressDisplay{log});
-  };
-  CountingCallback cb1, cb2;
-  const auto h1 = run(5, cb1);
-  const auto h2 = run(5, cb2);
-  REQUIRE(h1.size() == 4);  // stopped by the callback
-  CHECK(cb1.begins == 4);
-  CHECK(cb1.ends == 4);
-  CHECK(cb1.batches == 4 * 10);  // ceil(300 / 32) = 10 batches an epoch
-  CHECK(h1.back().test.accuracy > 0.97);
-  CHECK(h1.back().test.accuracy == h2.back().test.accuracy);
-  CHECK(h1.back().train_loss == h2.back().train_loss);
-}
-
-TEST_CASE("fit rejects a data set of the wrong sample size") {
-  Rng rng = make_stream(6, "data");
-  const Blobs train = make_blobs(30, rng);
-  nn::Sequential<nn::Dense<3, 3>> net;
-  nn::Trainer trainer{net};
-  nn::SGD opt{{.learning_rate = 0.1}};
-  CHECK_THROWS_AS(nn::fit(trainer, opt, train, train, {.epochs = 1, .batch_size = 8},
-                          nn::ConstantSchedule{0.1}, rng),
-                  shape_error);
-}
-
-TEST_CASE("a non-finite loss stops training before the step and leaves the network unchanged") {
-  Rng rng = make_stream(7, "nan");
-  nn::Sequential<nn::Dense<4, 3>, nn::ReLU, nn::Dense<3, 2>> net{nn::init::kaiming_normal, rng};
-  nn::Trainer trainer{net};
-  nn::SGD opt{{.learning_rate = 0.1, .momentum = 0.9}};
-  Matrix<float> x = Matrix<float>::Random(4, 3);
-  x(2, 1) = std::numeric_limits<float>::quiet_NaN();
-  const std::vector<std::int32_t> y{0, 1, 0};
-  std::vector<Vector<float>> before;
-  net.for_each_tensor(
-      [&](std::string_view, const Parameter<float>& p) { before.push_back(p.value); });
-  CHECK_THROWS_AS(trainer.step(opt, ConstBatchView<float>(x.data(), 4, 3), nn::Labels(y)), error);
-  std::size_t i = 0;
-  net.for_each_tensor([&](std::string_view, const Parameter<float>& p) {
-    CHECK(p.value == before[i++]);  // bit for bit: no update reached the weights
-  });
-  CHECK(opt.steps() == 0);
-}

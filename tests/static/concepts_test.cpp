@@ -58,8 +58,8 @@ static_assert(nn::Layer<nn::ReLU::layer<float, Shape<2, 3, 4>>>);
 static_assert(nn::Layer<nn::Conv2D<1, 6, 5, nn::Pad<2>>::layer<float, Shape<1, 28, 28>>>);
 static_assert(nn::Layer<nn::MaxPool2D<2>::layer<float, Shape<6, 28, 28>>>);
 static_assert(nn::Layer<nn::BatchNorm::layer<float, Shape<6, 28, 28>>>);
-static_assert(!nn::HasScalarType<NoScalar> && !nn::Layer<NoScalar>);
-static_assert(!nn::HasScalarType<IntScalar> && !nn::Layer<IntScalar>);
+static_assert(!HasScalarType<NoScalar> && !nn::Layer<NoScalar>);
+static_assert(!HasScalarType<IntScalar> && !nn::Layer<IntScalar>);
 static_assert(!nn::HasStaticShapes<NoShapes> && !nn::Layer<NoShapes>);
 static_assert(!nn::HasStaticShapes<ShapeNotAShape> && !nn::Layer<ShapeNotAShape>);
 static_assert(!nn::HasForward<NoForward> && !nn::Layer<NoForward>);
@@ -68,9 +68,9 @@ static_assert(!nn::HasBackward<NoBackward> && !nn::Layer<NoBackward>);
 static_assert(!nn::Layer<int>);
 
 // optional members are detected
-static_assert(nn::HasParameterSpan<nn::DenseLayer<float, 3, 2>>);
+static_assert(HasParameterSpan<nn::DenseLayer<float, 3, 2>>);
 static_assert(nn::HasParameterOnlyBackward<nn::DenseLayer<float, 3, 2>>);
-static_assert(!nn::HasParameterSpan<MinimalLayer> && !nn::HasTensorVisitor<MinimalLayer>);
+static_assert(!HasParameterSpan<MinimalLayer> && !HasTensorVisitor<MinimalLayer>);
 static_assert(!nn::HasParameterOnlyBackward<MinimalLayer>);
 static_assert(nn::HasTrainingMode<nn::BatchNorm::layer<float, Shape<8>>>);
 static_assert(!nn::HasTrainingMode<MinimalLayer>);

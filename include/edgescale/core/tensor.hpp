@@ -14,9 +14,7 @@
 #include <array>
 #include <cstddef>
 #include <span>
-#include <string>
 #include <type_traits>
-#include <utility>
 #include <vector>
 
 namespace edgescale {
@@ -63,6 +61,14 @@ concept StaticShape = detail::is_shape<S>::value;
 template <class S>
 concept ImageShape = StaticShape<S> && S::rank == 3;
 
+/// A read-only batch view of a column-major matrix (or vector) the caller owns.
+template <class Derived>
+ConstBatchView<typename Derived::Scalar> batch_view(const Eigen::PlainObjectBase<Derived>& m) {
+  static_assert(!Derived::IsRowMajor || Derived::ColsAtCompileTime == 1,
+                "batch_view: the matrix must be column-major, one sample per column");
+  return ConstBatchView<typename Derived::Scalar>(m.data(), m.rows(), m.cols());
+}
+
 /// Number of values a tensor of this shape holds (1 for the empty shape of a scalar).
 inline Index shape_size(std::span<const Index> shape) {
   Index n = 1;
@@ -75,11 +81,26 @@ inline Index shape_size(std::span<const Index> shape) {
 /// Grow-only storage for a batch with a fixed number of rows: resizing to fewer columns, or back,
 /// never reallocates, so alternating batch sizes (training at 256, inferring at 1) costs no heap
 /// traffic after the largest batch has been seen.
+///
+/// A workspace is scratch that belongs to one object: copying it copies nothing (the copy starts
+/// empty, and copy-assignment keeps the target's own storage), so a copied network does not drag
+/// along buffers sized for the largest batch its original saw. `release()` frees the storage.
 template <class T>
 class Workspace {
  public:
   Workspace() = default;
   Workspace(Index rows, Index cols) { resize(rows, cols); }
+  Workspace(const Workspace& /*other*/) noexcept {}
+  Workspace& operator=(const Workspace& other) noexcept {
+    if (this != &other) {
+      rows_ = 0;
+      cols_ = 0;
+    }
+    return *this;
+  }
+  Workspace(Workspace&&) noexcept = default;
+  Workspace& operator=(Workspace&&) noexcept = default;
+  ~Workspace() = default;
 
   /// Sets the view to rows x cols, growing the storage only if it is too small.
   BatchView<T> resize(Index rows, Index cols) {
@@ -94,62 +115,27 @@ class Workspace {
       storage_.resize(rows * cols);
     }
   }
+  /// Frees the storage; the view becomes empty and the next resize allocates again.
+  void release() {
+    storage_.resize(0);
+    rows_ = 0;
+    cols_ = 0;
+  }
   BatchView<T> view() { return BatchView<T>(storage_.data(), rows_, cols_); }
   ConstBatchView<T> view() const { return cview(); }
   ConstBatchView<T> cview() const { return ConstBatchView<T>(storage_.data(), rows_, cols_); }
   [[nodiscard]] Index rows() const { return rows_; }
   [[nodiscard]] Index cols() const { return cols_; }
   [[nodiscard]] Index capacity() const { return storage_.size(); }
+  /// Bytes of storage held.
+  [[nodiscard]] std::size_t bytes() const {
+    return static_cast<std::size_t>(storage_.size()) * sizeof(T);
+  }
 
  private:
   Vector<T> storage_;
   Index rows_ = 0;
   Index cols_ = 0;
-};
-
-/// What a parameter tensor is for: trained weights and biases, or state that is saved and loaded
-/// but not trained (BatchNorm's running statistics).
-enum class ParameterRole { weight, bias, buffer };
-
-/// One parameter tensor of a layer: values, gradient and an optional mask, stored flat in the
-/// PyTorch order of `shape` (row-major), so a tensor saves to .npy and loads into PyTorch as is.
-///
-/// The mask, when present (same size as the values, entries 0 or 1), is the pruning contract:
-/// optimizers zero the masked gradient before and the masked values after every step, so masked
-/// weights stay exactly zero through training.
-template <class T>
-struct Parameter {
-  std::string name;          ///< local name: "weight", "bias", "running_mean"
-  std::vector<Index> shape;  ///< PyTorch order, e.g. {out, in} or {cout, cin, kh, kw}
-  ParameterRole role = ParameterRole::weight;
-  Vector<T> value;
-  Vector<T> grad;
-  Vector<T> mask;  ///< empty: dense
-
-  Parameter() = default;
-  Parameter(std::string name_, std::vector<Index> shape_, ParameterRole role_)
-      : name(std::move(name_)), shape(std::move(shape_)), role(role_) {
-    const Index n = shape_size(shape);
-    value = Vector<T>::Zero(n);
-    grad = role == ParameterRole::buffer ? Vector<T>() : Vector<T>::Zero(n);
-  }
-
-  [[nodiscard]] Index size() const { return value.size(); }
-  [[nodiscard]] bool trainable() const { return role != ParameterRole::buffer; }
-  [[nodiscard]] bool masked() const { return mask.size() != 0; }
-  /// Multiplies the values by the mask (no-op when dense).
-  void apply_mask() {
-    if (masked()) {
-      value.array() *= mask.array();
-    }
-  }
-  /// Multiplies the gradient by the mask (no-op when dense).
-  void mask_gradient() {
-    if (masked() && grad.size() != 0) {
-      grad.array() *= mask.array();
-    }
-  }
-  void zero_grad() { grad.setZero(); }
 };
 
 }  // namespace edgescale

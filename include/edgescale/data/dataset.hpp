@@ -7,6 +7,7 @@
 // standard library (DESIGN §4).
 #pragma once
 
+#include <edgescale/core/concepts.hpp>
 #include <edgescale/core/error.hpp>
 #include <edgescale/core/random.hpp>
 #include <edgescale/core/tensor.hpp>
@@ -195,25 +196,30 @@ enum class LastBatch {
   drop,  ///< skip them (every batch has the same size, as BatchNorm statistics prefer)
 };
 
-/// One mini-batch: views into the sampler's storage, valid until the sampler moves on.
+/// One mini-batch: views into the sampler's storage, valid until the sampler moves on. Models
+/// core's SampleBatch, so nn::fit and nn::Trainer::evaluate take it.
 template <std::floating_point T>
 struct Batch {
-  ConstBatchView<T> features;            ///< sample_size x size()
-  std::span<const std::int32_t> labels;  ///< size() labels
+  ConstBatchView<T> features;             ///< sample_size x size()
+  std::span<const std::int32_t> targets;  ///< size() class labels
   std::span<const Index> indices;        ///< the dataset columns the batch was copied from
   Index number = 0;                      ///< position of the batch in its epoch, from 0
 
   [[nodiscard]] Index size() const { return features.cols(); }
 };
 
-/// Iterates over a dataset in mini-batches, in order or shuffled afresh each epoch.
+/// Iterates over a dataset in mini-batches, in order or shuffled afresh each epoch: the batch
+/// source (core/concepts.hpp) that nn::fit and nn::Trainer::evaluate take.
 ///
 ///     Rng rng = make_stream(seed, "shuffle");
 ///     BatchSampler batches(train, 64);            // LastBatch::drop to skip a short last batch
+///     nn::fit(trainer, opt, batches, test_batches, {.epochs = 10}, schedule, rng);
+///     // or a loop of one's own:
 ///     for (int epoch = 0; epoch < 10; ++epoch) {
 ///       for (const Batch<float>& batch : batches.epoch(rng)) {
-///         net.forward(batch.features);            // 784 x 64, the same memory every batch
-///         loss.gradient(out, batch.labels);
+///         const auto out = net.forward(batch.features);   // 784 x 64, the same memory each batch
+///         loss.value_and_gradient(out, batch.targets, grad);
+///         ...
 ///       }
 ///     }
 ///
@@ -337,6 +343,11 @@ class BatchSampler {
     const Index n = data_->size();
     return last_ == LastBatch::drop ? n / batch_size_ : (n + batch_size_ - 1) / batch_size_;
   }
+  /// Samples an epoch yields (all of them, or whole batches only with LastBatch::drop).
+  [[nodiscard]] Index samples_per_epoch() const {
+    const Index n = data_->size();
+    return last_ == LastBatch::drop ? n - n % batch_size_ : n;
+  }
   [[nodiscard]] const Dataset<T>& dataset() const { return *data_; }
 
  private:
@@ -356,5 +367,7 @@ class BatchSampler {
   Workspace<T> storage_;
   std::vector<std::int32_t> labels_;
 };
+
+static_assert(BatchSource<BatchSampler<float>, float> && BatchSource<BatchSampler<double>, double>);
 
 }  // namespace edgescale::data

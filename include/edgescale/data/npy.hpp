@@ -31,6 +31,7 @@
 // Gradients and pruning masks are not saved; loading leaves masks as they are.
 #pragma once
 
+#include <edgescale/core/concepts.hpp>
 #include <edgescale/core/error.hpp>
 #include <edgescale/core/tensor.hpp>
 #include <edgescale/data/detail/stream.hpp>
@@ -637,14 +638,6 @@ NpyArray<T> load_npy(const std::filesystem::path& path) {
 
 namespace detail {
 
-/// Accepts every tensor a network visits; used to test the visitor's signature.
-struct TensorProbe {
-  template <class T>
-  void operator()(std::string_view /*qualified_name*/, Parameter<T>& /*tensor*/) const {}
-  template <class T>
-  void operator()(std::string_view /*qualified_name*/, const Parameter<T>& /*tensor*/) const {}
-};
-
 /// The file of a tensor: DIR/<qualified name>.npy. Rejects a name that would leave DIR.
 inline std::filesystem::path tensor_file(const std::filesystem::path& dir,
                                          std::string_view qualified_name) {
@@ -659,18 +652,6 @@ inline std::filesystem::path tensor_file(const std::filesystem::path& dir,
 
 }  // namespace detail
 
-/// A network (or any collection of tensors) that visits each of its tensors by qualified name:
-/// `for_each_tensor(f)` calls `f(std::string_view name, Parameter<T>& p)`, and the const overload
-/// `f(name, const Parameter<T>&)`, in a fixed order, and names its `scalar_type`. Names are
-/// PyTorch state_dict keys ("0.weight"). This is all parameter files need, so a user's own
-/// network type saves and loads like ours.
-template <class Net>
-concept NamedTensors = requires(Net& net, const Net& cnet, detail::TensorProbe probe) {
-  typename Net::scalar_type;
-  net.for_each_tensor(probe);
-  cnet.for_each_tensor(probe);
-};
-
 /// Saves every tensor's values to DIR/<qualified name>.npy (creating DIR; see the top of this
 /// file). Throws argument_error for a name that is not a file name or appears twice, shape_error
 /// for a tensor whose value count does not match its shape, edgescale::error if a file cannot be
@@ -684,7 +665,7 @@ void save_parameters(const Net& net, const std::filesystem::path& dir) {
                 ec.message());
   }
   std::set<std::string, std::less<>> seen;
-  net.for_each_tensor([&](std::string_view qualified_name, const auto& tensor) {
+  for_each_tensor(net, [&](std::string_view qualified_name, const auto& tensor) {
     const std::filesystem::path file = detail::tensor_file(dir, qualified_name);
     if (!seen.emplace(qualified_name).second) {
       throw argument_error("tensor name " + detail::quote_name(qualified_name) +
@@ -709,7 +690,7 @@ void load_parameters(Net& net, const std::filesystem::path& dir) {
   // Pass 1 reads and checks every file; pass 2 assigns, visiting the tensors in the same order.
   using Scalar = typename Net::scalar_type;
   std::vector<std::vector<Scalar>> loaded;
-  net.for_each_tensor([&](std::string_view qualified_name, const auto& tensor) {
+  for_each_tensor(net, [&](std::string_view qualified_name, const auto& tensor) {
     const std::filesystem::path file = detail::tensor_file(dir, qualified_name);
     const std::string prefix = "tensor " + detail::quote_name(qualified_name) + ": ";
     NpyArray<Scalar> stored;
@@ -728,7 +709,7 @@ void load_parameters(Net& net, const std::filesystem::path& dir) {
     loaded.push_back(std::move(stored.data));
   });
   std::size_t i = 0;
-  net.for_each_tensor([&](std::string_view, auto& tensor) {
+  for_each_tensor(net, [&](std::string_view, auto& tensor) {
     const std::vector<Scalar>& values = loaded[i++];
     tensor.value =
         Eigen::Map<const Vector<Scalar>>(values.data(), static_cast<Index>(values.size()));

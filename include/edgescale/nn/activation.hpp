@@ -68,6 +68,7 @@ template <class T, class S, class Fn>
 class ElementwiseLayer {
  public:
   using scalar_type = T;
+  using function = Fn;  ///< detail::ReluFn, ...: lets visitors pick layers by activation
   using input_shape = S;
   using output_shape = S;
 
@@ -82,6 +83,13 @@ class ElementwiseLayer {
     const auto y = out_.cview();
     grad_in_.resize(S::size, dy.cols()).array() = Fn::gradient(y.array(), dy.array());
     return grad_in_.cview();
+  }
+
+  /// The output and input-gradient buffers (see Workspace; nn::release_workspaces).
+  template <class F>
+  void for_each_workspace(F&& f) {
+    f(out_);
+    f(grad_in_);
   }
 
  private:
@@ -99,6 +107,11 @@ struct Activation {
 };
 
 using ReLU = Activation<detail::ReluFn>;
+/// Whether L is a ReLU layer, for layer visitors (gate recording, PX).
+template <class L>
+inline constexpr bool is_relu_layer_v = false;
+template <class T, class S>
+inline constexpr bool is_relu_layer_v<ElementwiseLayer<T, S, detail::ReluFn>> = true;
 /// Leaky ReLU with slope Num/Den for negative inputs (default 0.01, as PyTorch).
 template <int Num = 1, int Den = 100>
 using LeakyReLU = Activation<detail::LeakyReluFn<Num, Den>>;

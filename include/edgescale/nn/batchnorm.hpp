@@ -11,12 +11,13 @@
 //   backward  dγ += Σ dy x̂,  dβ += Σ dy;
 //             training: dx = γ / (m √(σ² + ε)) · (m dy − Σdy − x̂ Σ(dy x̂))  (through μ and σ²)
 //             eval:     dx = γ dy / √(running_var + ε)
-// Tensors: "weight" γ (1), "bias" β (0), "running_mean" (0) and "running_var" (1), the last two
-// buffers. PyTorch's num_batches_tracked counter is not kept (load PyTorch weights with it
-// dropped).
+// Tensors: "weight" γ (1; role `scale`: trained, never pruned), "bias" β (0), "running_mean" (0)
+// and "running_var" (1), the last two buffers. PyTorch's num_batches_tracked counter is not kept
+// (load PyTorch weights with it dropped).
 #pragma once
 
 #include <edgescale/core/error.hpp>
+#include <edgescale/core/parameter.hpp>
 #include <edgescale/core/random.hpp>
 #include <edgescale/core/tensor.hpp>
 
@@ -46,7 +47,7 @@ class BatchNormLayer {
   static constexpr double momentum = 0.1;
 
   BatchNormLayer()
-      : params_{Parameter<T>("weight", {channels}, ParameterRole::weight),
+      : params_{Parameter<T>("weight", {channels}, ParameterRole::scale),
                 Parameter<T>("bias", {channels}, ParameterRole::bias),
                 Parameter<T>("running_mean", {channels}, ParameterRole::buffer),
                 Parameter<T>("running_var", {channels}, ParameterRole::buffer)},
@@ -147,6 +148,14 @@ class BatchNormLayer {
 
   std::span<Parameter<T>> parameters() { return params_; }
   std::span<const Parameter<T>> parameters() const { return params_; }
+
+  /// The output, x̂ and input-gradient buffers (see Workspace; nn::release_workspaces).
+  template <class F>
+  void for_each_workspace(F&& f) {
+    f(out_);
+    f(normalized_);
+    f(grad_in_);
+  }
 
  private:
   [[nodiscard]] Index count() const { return batch_ * spatial; }

@@ -19,10 +19,13 @@
 // convolution with stride 1 and no padding needs no im2col: colT_n is the input sample itself.
 #pragma once
 
-#include <edgescale/core/gemm.hpp>
+#include <edgescale/core/parameter.hpp>
 #include <edgescale/core/random.hpp>
 #include <edgescale/core/tensor.hpp>
+#include <edgescale/nn/detail/gemm.hpp>
 #include <edgescale/nn/detail/window.hpp>
+#include <edgescale/nn/init.hpp>
+#include <edgescale/nn/options.hpp>
 
 #include <algorithm>
 #include <array>
@@ -30,62 +33,6 @@
 #include <type_traits>
 
 namespace edgescale::nn {
-
-/// Conv2D option: stride S in both directions (default 1).
-template <int S>
-struct Stride {
-  static_assert(S > 0, "Stride<S>: the stride must be positive");
-  static constexpr int value = S;
-};
-
-/// Conv2D option: P rows and columns of zeros on every side (default 0).
-template <int P>
-struct Pad {
-  static_assert(P >= 0, "Pad<P>: the padding must not be negative");
-  static constexpr int value = P;
-};
-
-/// Conv2D option: no bias term.
-struct NoBias {};
-
-namespace detail {
-
-template <class O>
-inline constexpr bool is_stride_option = false;
-template <int S>
-inline constexpr bool is_stride_option<Stride<S>> = true;
-template <class O>
-inline constexpr bool is_pad_option = false;
-template <int P>
-inline constexpr bool is_pad_option<Pad<P>> = true;
-
-// What each option sets; the neutral value for the others (each option appears at most once).
-template <class O>
-inline constexpr int stride_of = 1;
-template <int S>
-inline constexpr int stride_of<Stride<S>> = S;
-template <class O>
-inline constexpr int pad_of = 0;
-template <int P>
-inline constexpr int pad_of<Pad<P>> = P;
-
-/// Reads Conv2D's options pack: Stride<S>, Pad<P>, NoBias, each at most once, in any order.
-template <class... Options>
-struct conv_options {
-  static constexpr int stride_count = (0 + ... + int{is_stride_option<Options>});
-  static constexpr int pad_count = (0 + ... + int{is_pad_option<Options>});
-  static constexpr int no_bias_count = (0 + ... + int{std::is_same_v<Options, NoBias>});
-  static_assert(stride_count + pad_count + no_bias_count == int{sizeof...(Options)},
-                "Conv2D<Cin, Cout, K, Options...>: the options are Stride<S>, Pad<P> and NoBias");
-  static_assert(stride_count <= 1 && pad_count <= 1 && no_bias_count <= 1,
-                "Conv2D<Cin, Cout, K, Options...>: each option may be given once");
-
-  static constexpr int stride = (1 * ... * stride_of<Options>);
-  static constexpr int pad = (0 + ... + pad_of<Options>);
-  static constexpr bool bias = no_bias_count == 0;
-};
-
-}  // namespace detail
 
 /// A convolution over (C, H, W) samples of shape In, Cout output channels, K x K kernel, stride
 /// S, zero padding P. Tensors: "weight" {Cout, Cin, K, K} and, with Bias, "bias" {Cout}.
@@ -144,7 +91,7 @@ class Conv2DLayer {
       } else {
         yn.setZero();
       }
-      gemm_nn<T>(patches(n), wc, yn);
+      detail::gemm_nn<T>(patches(n), wc, yn);
     }
     return out_.cview();
   }
@@ -156,14 +103,14 @@ class Conv2DLayer {
     if constexpr (direct_patches) {
       dx.setZero();
       for (Index n = 0; n < batch_; ++n) {
-        gemm_nt<T>(output_gradient(dy, n), wc, BatchView<T>(dx.col(n).data(), pixels, in_channels));
+        detail::gemm_nt<T>(output_gradient(dy, n), wc, BatchView<T>(dx.col(n).data(), pixels, in_channels));
       }
     } else {
       dx.setZero();
       auto dcol = dcol_.resize(pixels, patch_size);
       for (Index n = 0; n < batch_; ++n) {
         dcol.setZero();
-        gemm_nt<T>(output_gradient(dy, n), wc, dcol);
+        detail::gemm_nt<T>(output_gradient(dy, n), wc, dcol);
         col2im(dcol.data(), dx.col(n).data());
       }
     }
@@ -175,7 +122,7 @@ class Conv2DLayer {
     BatchView<T> dwc(params_[0].grad.data(), patch_size, Cout);
     for (Index n = 0; n < batch_; ++n) {
       const ConstBatchView<T> dyn = output_gradient(dy, n);
-      gemm_tn<T>(patches(n), dyn, dwc);
+      detail::gemm_tn<T>(patches(n), dyn, dwc);
       if constexpr (Bias) {
         params_[1].grad.noalias() += dyn.colwise().sum().transpose();
       }
@@ -187,6 +134,15 @@ class Conv2DLayer {
 
   /// W as the column-major (Cin·K·K) x Cout matrix (the memory of PyTorch's weight).
   ConstBatchView<T> weight_matrix() const { return {params_[0].value.data(), patch_size, Cout}; }
+
+  /// The output, im2col and gradient buffers (see Workspace; nn::release_workspaces).
+  template <class F>
+  void for_each_workspace(F&& f) {
+    f(out_);
+    f(col_);
+    f(dcol_);
+    f(grad_in_);
+  }
 
  private:
   static constexpr bool direct_patches = K == 1 && S == 1 && P == 0;
@@ -283,6 +239,12 @@ class Conv2DLayer {
   Index batch_ = 0;
 };
 
+/// Whether L is a convolution layer (a Conv2DLayer of any geometry), for layer visitors.
+template <class L>
+inline constexpr bool is_conv2d_layer_v = false;
+template <class T, ImageShape In, int Cout, int K, int S, int P, bool Bias>
+inline constexpr bool is_conv2d_layer_v<Conv2DLayer<T, In, Cout, K, S, P, Bias>> = true;
+
 /// Layer spec: `Conv2D<Cin, Cout, K, Options...>`, a K x K convolution from Cin to Cout channels
 /// with options Stride<S>, Pad<P>, NoBias. Accepts (Cin, H, W) inputs with H + 2P >= K and
 /// W + 2P >= K; a network that starts with it begins with `Input<Cin, H, W>`.
@@ -290,7 +252,10 @@ template <int InChannels, int OutChannels, int Kernel, class... Options>
 struct Conv2D {
   static_assert(InChannels > 0 && OutChannels > 0 && Kernel > 0,
                 "Conv2D<Cin, Cout, K>: channels and kernel size must be positive");
-  using options = detail::conv_options<Options...>;
+  using options = detail::layer_options<Options...>;
+  static_assert(options::known_count == int{sizeof...(Options)},
+                "Conv2D<Cin, Cout, K, Options...>: the options are Stride<S>, Pad<P> and NoBias");
+  static_assert(options::each_once, "Conv2D<Cin, Cout, K, Options...>: each option may be given once");
   static constexpr int stride = options::stride;
   static constexpr int padding = options::pad;
   static constexpr bool has_bias = options::bias;

@@ -1,15 +1,18 @@
 // edgescale/nn/dense.hpp — fully connected layer, y = W x + b.
 //
 //   using Net = nn::Sequential<nn::Dense<784, 300>, nn::ReLU, nn::Dense<300, 10>>;
+//   nn::Dense<300, 10, nn::NoBias>                     // y = W x
 //
 // W is stored as PyTorch stores nn.Linear.weight, (out, in) row-major, i.e. the column-major
 // in x out matrix Wt; so y = Wtᵀ x + b, dWt += x dyᵀ, db += Σ_batch dy, dx = Wt dy (one GEMM each).
 #pragma once
 
-#include <edgescale/core/gemm.hpp>
+#include <edgescale/core/parameter.hpp>
 #include <edgescale/core/random.hpp>
 #include <edgescale/core/tensor.hpp>
+#include <edgescale/nn/detail/gemm.hpp>
 #include <edgescale/nn/init.hpp>
+#include <edgescale/nn/options.hpp>
 
 #include <array>
 #include <span>
@@ -43,7 +46,7 @@ class DenseLayer {
     } else {
       y.setZero();
     }
-    gemm_tn<T>(weight_t(), x, y);
+    detail::gemm_tn<T>(weight_t(), x, y);
     return out_.cview();
   }
 
@@ -51,13 +54,13 @@ class DenseLayer {
     backward_parameters(dy);
     auto dx = grad_in_.resize(In, batch_);
     dx.setZero();
-    gemm_nn<T>(weight_t(), dy, dx);
+    detail::gemm_nn<T>(weight_t(), dy, dx);
     return grad_in_.cview();
   }
 
   void backward_parameters(const ConstBatchView<T>& dy) {
     const ConstBatchView<T> x(x_, In, batch_);
-    gemm_nt<T>(x, dy, BatchView<T>(params_[0].grad.data(), In, Out));
+    detail::gemm_nt<T>(x, dy, BatchView<T>(params_[0].grad.data(), In, Out));
     if constexpr (Bias) {
       params_[1].grad.noalias() += dy.rowwise().sum();
     }
@@ -68,6 +71,13 @@ class DenseLayer {
 
   /// W as the column-major in x out matrix (the memory of PyTorch's (out, in) weight).
   ConstBatchView<T> weight_t() const { return {params_[0].value.data(), In, Out}; }
+
+  /// The output and input-gradient buffers (see Workspace; nn::release_workspaces).
+  template <class F>
+  void for_each_workspace(F&& f) {
+    f(out_);
+    f(grad_in_);
+  }
 
  private:
   static auto make_parameters() {
@@ -86,15 +96,26 @@ class DenseLayer {
   Index batch_ = 0;
 };
 
-/// Layer spec: a fully connected layer from In to Out features (any input shape of In values).
-template <int In, int Out, bool Bias = true>
+/// Whether L is a fully connected layer (a DenseLayer of any size), for layer visitors.
+template <class L>
+inline constexpr bool is_dense_layer_v = false;
+template <class T, int In, int Out, bool Bias>
+inline constexpr bool is_dense_layer_v<DenseLayer<T, In, Out, Bias>> = true;
+
+/// Layer spec: a fully connected layer from In to Out features (any input shape of In values),
+/// with the option NoBias. Tensors: "weight" {Out, In} and, with a bias, "bias" {Out}.
+template <int In, int Out, class... Options>
 struct Dense {
   static_assert(In > 0 && Out > 0, "Dense<In, Out>: sizes must be positive");
+  using options = detail::layer_options<Options...>;
+  static_assert(options::no_bias_count == int{sizeof...(Options)} && options::each_once,
+                "Dense<In, Out, Options...>: the only option is NoBias, given at most once");
+  static constexpr bool has_bias = options::bias;
   using input_shape = Shape<In>;
   template <StaticShape S>
   static constexpr bool accepts = S::size == In;
   template <class T, StaticShape S>
-  using layer = DenseLayer<T, In, Out, Bias>;
+  using layer = DenseLayer<T, In, Out, has_bias>;
 };
 
 }  // namespace edgescale::nn

@@ -8,6 +8,7 @@
 // (Glorot & Bengio 2010), gain 1.
 #pragma once
 
+#include <edgescale/core/parameter.hpp>
 #include <edgescale/core/random.hpp>
 #include <edgescale/core/tensor.hpp>
 

@@ -3,7 +3,8 @@
 //   nn::SoftmaxCrossEntropy loss;
 //   T value = loss.value_and_gradient(logits, labels, grad);   // grad: C x B, caller-owned
 //
-// Both return the mean over the batch, and the gradient of that mean.
+// Both return the mean over the batch, and the gradient of that mean. Each names its
+// `target_type<T>` (labels, or a batch of values), which is what nn::Trainer::step takes.
 #pragma once
 
 #include <edgescale/core/error.hpp>
@@ -34,6 +35,10 @@ void check_labels(const ConstBatchView<T>& logits, Labels labels) {
 /// L = -1/B Σ_n log softmax(z_n)[y_n]; ∂L/∂z_n = (softmax(z_n) - e_{y_n}) / B. Computed with the
 /// log-sum-exp shift by max(z_n), so large logits neither overflow nor lose the gradient.
 struct SoftmaxCrossEntropy {
+  /// What a training step compares the output with: one class label per sample.
+  template <class T>
+  using target_type = Labels;
+
   template <class T>
   T value(const ConstBatchView<T>& logits, Labels labels) const {
     detail::check_labels(logits, labels);
@@ -73,6 +78,10 @@ struct SoftmaxCrossEntropy {
 /// L = 1/(B·D) Σ (z − t)², the mean over every element, as PyTorch's MSELoss;
 /// ∂L/∂z = 2 (z − t) / (B·D).
 struct MeanSquaredError {
+  /// What a training step compares the output with: a batch of target values.
+  template <class T>
+  using target_type = ConstBatchView<T>;
+
   template <class T>
   T value(const ConstBatchView<T>& output, const ConstBatchView<T>& target) const {
     check(output, target);

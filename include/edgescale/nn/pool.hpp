@@ -14,7 +14,6 @@
 #include <edgescale/nn/detail/window.hpp>
 
 #include <cmath>
-#include <vector>
 
 namespace edgescale::nn {
 
@@ -63,19 +62,17 @@ class MaxPool2DLayer {
 
   MaxPool2DLayer() {
     out_.reserve(output_shape::size, 1);
-    argmax_.reserve(output_shape::size);
+    argmax_.reserve(output_shape::size, 1);
   }
 
   ConstBatchView<T> forward(const ConstBatchView<T>& x) {
     batch_ = x.cols();
     auto y = out_.resize(output_shape::size, batch_);
-    if (static_cast<Index>(argmax_.size()) < output_shape::size * batch_) {
-      argmax_.resize(static_cast<std::size_t>(output_shape::size * batch_));
-    }
+    Index* const argmax = argmax_.resize(output_shape::size, batch_).data();
     for (Index n = 0; n < batch_; ++n) {
       const T* xn = x.col(n).data();
       T* yn = y.col(n).data();
-      Index* an = argmax_.data() + n * output_shape::size;
+      Index* an = argmax + n * output_shape::size;
       geometry::for_each_window([&](Index window, Index o) {
         Index best = window;
         T best_value = xn[window];
@@ -100,7 +97,7 @@ class MaxPool2DLayer {
     auto dx = grad_in_.resize(In::size, batch_);
     dx.setZero();
     for (Index n = 0; n < batch_; ++n) {
-      const Index* an = argmax_.data() + n * output_shape::size;
+      const Index* an = argmax_.cview().col(n).data();
       for (Index o = 0; o < output_shape::size; ++o) {
         dx(an[o], n) += dy(o, n);
       }
@@ -108,10 +105,18 @@ class MaxPool2DLayer {
     return grad_in_.cview();
   }
 
+  /// The output, argmax and input-gradient buffers (see Workspace; nn::release_workspaces).
+  template <class F>
+  void for_each_workspace(F&& f) {
+    f(out_);
+    f(argmax_);
+    f(grad_in_);
+  }
+
  private:
   Workspace<T> out_;
   Workspace<T> grad_in_;
-  std::vector<Index> argmax_;  // per output value, the input index (within its sample) it came from
+  Workspace<Index> argmax_;  // per output value, the input index (within its sample) it came from
   Index batch_ = 0;
 };
 
@@ -163,6 +168,13 @@ class AvgPool2DLayer {
       });
     }
     return grad_in_.cview();
+  }
+
+  /// The output and input-gradient buffers (see Workspace; nn::release_workspaces).
+  template <class F>
+  void for_each_workspace(F&& f) {
+    f(out_);
+    f(grad_in_);
   }
 
  private:

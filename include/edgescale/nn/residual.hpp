@@ -14,8 +14,10 @@
 
 #include <edgescale/core/random.hpp>
 #include <edgescale/core/tensor.hpp>
+#include <edgescale/nn/detail/spec_transform.hpp>
 #include <edgescale/nn/sequential.hpp>
 
+#include <cstddef>
 #include <string>
 #include <string_view>
 
@@ -44,10 +46,18 @@ class ResidualLayer {
     body_.initialize(scheme, rng);
   }
 
-  ConstBatchView<T> forward(const ConstBatchView<T>& x) {
-    const ConstBatchView<T> fx = body_.forward(x);
-    out_.resize(S::size, x.cols()).noalias() = x + fx;
-    return out_.cview();
+  ConstBatchView<T> forward(const ConstBatchView<T>& x) { return add_skip(x, body_.forward(x)); }
+
+  /// forward with hooks (nn/concepts.hpp, HasSublayers): the body's layers are hooked under
+  /// "<path>body.<i>"; the block itself is hooked by its container.
+  template <class... Hooks>
+  ConstBatchView<T> forward_hooked(const ConstBatchView<T>& x, std::string& path,
+                                   Hooks&... hooks) {
+    const std::size_t base = path.size();
+    path += "body.";
+    const ConstBatchView<T> fx = body_.forward_hooked(x, path, hooks...);
+    path.resize(base);
+    return add_skip(x, fx);
   }
 
   ConstBatchView<T> backward(const ConstBatchView<T>& dy) {
@@ -69,6 +79,24 @@ class ResidualLayer {
     visit(body_, f);
   }
 
+  /// f(path, layer) for the body's layers, under "<path>body.<i>" (nn::for_each_layer).
+  template <class F>
+  void for_each_sublayer(F&& f, std::string& path) {
+    visit_sublayers(body_, f, path);
+  }
+  template <class F>
+  void for_each_sublayer(F&& f, std::string& path) const {
+    visit_sublayers(body_, f, path);
+  }
+
+  /// The body's scratch buffers and the block's own (nn::release_workspaces).
+  template <class F>
+  void for_each_workspace(F&& f) {
+    body_.for_each_workspace(f);
+    f(out_);
+    f(grad_in_);
+  }
+
   void set_training(bool on) { body_.set_training(on); }
   [[nodiscard]] bool training() const { return body_.training(); }
 
@@ -76,6 +104,19 @@ class ResidualLayer {
   const body_type& body() const { return body_; }
 
  private:
+  ConstBatchView<T> add_skip(const ConstBatchView<T>& x, const ConstBatchView<T>& fx) {
+    out_.resize(S::size, x.cols()).noalias() = x + fx;
+    return out_.cview();
+  }
+
+  template <class Body, class F>
+  static void visit_sublayers(Body& body, F& f, std::string& path) {
+    const std::size_t base = path.size();
+    path += "body.";
+    body.for_each_sublayer(f, path);
+    path.resize(base);
+  }
+
   template <class Body, class F>
   static void visit(Body& body, F& f) {
     std::string name;
@@ -100,6 +141,9 @@ struct Residual {
   static constexpr bool accepts = ResidualBody<float, S, Specs...>;
   template <class T, StaticShape S>
   using layer = ResidualLayer<T, S, Specs...>;
+  /// The same block with every spec of its body rewritten by Wrap (nn/transform.hpp).
+  template <template <class> class Wrap>
+  using with_transformed_specs = Residual<detail::transform_spec_t<Specs, Wrap>...>;
 };
 
 }  // namespace edgescale::nn

@@ -15,15 +15,23 @@
 //   unsatisfied LayerAcceptsPreviousOutput (-fconcepts-diagnostics-depth=3 shows the layer).
 //   A type that is neither a spec nor a Layer stops with the requirement it misses.
 //
-// split: `extractor<K>()` is layers [0, K) and `head<K>()` layers [K, N), as networks of their
-// own; `set_head<K>(h)` writes a trained head back. Tensors are named "<index>.<name>", the keys
-// of PyTorch's nn.Sequential state_dict.
+// Tensors are named "<index>.<name>", the keys of PyTorch's nn.Sequential state_dict; layers
+// have index paths ("3", "2.body.1" inside a Residual). The handles other parts use:
+//   net.for_each_tensor(f), for_each_parameter(f)   named tensors (core/concepts.hpp)
+//   nn::for_each_layer(net, f)                      every layer in order, with path and type
+//   net.forward(x, hooks...)                        hooks called after each layer (ForwardHook)
+//   nn::features<K>(net, x)                         layers [0, K) without copying (nn/network.hpp)
+//   extractor<K>(), head<K>()                       copies of layers [0, K) and [K, N) as networks
+//                                                   of their own; set_head<K>(h) writes one back
 #pragma once
 
+#include <edgescale/core/concepts.hpp>
 #include <edgescale/core/error.hpp>
+#include <edgescale/core/parameter.hpp>
 #include <edgescale/core/random.hpp>
 #include <edgescale/core/tensor.hpp>
 #include <edgescale/nn/concepts.hpp>
+#include <edgescale/nn/detail/chain.hpp>
 
 #include <cstddef>
 #include <string>
@@ -31,7 +39,6 @@
 #include <tuple>
 #include <type_traits>
 #include <utility>
-#include <vector>
 
 namespace edgescale::nn {
 
@@ -44,177 +51,6 @@ struct Input {
 // clang-format 14 cannot lay out requires-clauses and concepts (see nn/concepts.hpp): the
 // regions between "clang-format off" and "on" are laid out by hand.
 // clang-format off
-namespace detail {
-
-template <class... X>
-struct type_list {};
-
-template <class S>
-struct is_input : std::false_type {};
-template <int... D>
-struct is_input<Input<D...>> : std::true_type {};
-
-template <class S>
-struct input_of;
-template <int... D>
-struct input_of<Shape<D...>> {
-  using type = Input<D...>;
-};
-
-/// The concrete layer a spec (or a concrete layer) stands for, after the previous shape S.
-template <class Spec, class T, class S>
-struct bound {
-  using type = Spec;
-};
-template <class Spec, class T, class S>
-  requires SpecBindsTo<Spec, T, S>
-struct bound<Spec, T, S> {
-  using type = typename Spec::template layer<T, S>;
-};
-
-/// Stands for "no layer failed" in the chain check.
-struct no_failure {};
-
-/// Binds Specs one after another from shape In. `valid` says whether every layer accepts the
-/// shape before it; if not, `failing_spec` and `failing_input` name the first that does not.
-template <class T, class In, class... Specs>
-struct chain {
-  static constexpr bool valid = true;
-  using layers = type_list<>;
-  using output_shape = In;
-  using failing_spec = no_failure;
-  using failing_input = In;
-};
-
-template <class Spec>
-concept IsSpec = requires {
-  { Spec::template accepts<Shape<1>> } -> std::convertible_to<bool>;
-};
-
-/// A spec is something that binds (has `accepts`); anything else in a Sequential must be a
-/// concrete Layer. A type that is neither is always a mistake, so it stops compilation here with
-/// the requirement it misses, rather than as one more shape that did not fit.
-template <class Spec, bool = IsSpec<Spec>>
-struct require_layer {
-  static constexpr bool value = true;
-};
-template <class Spec>
-struct require_layer<Spec, false> {
-  static_assert(HasScalarType<Spec>,
-                "this type in a Sequential is neither a layer spec (no `accepts`/`layer`) nor a "
-                "Layer: HasScalarType is false (add `using scalar_type = float;`)");
-  static_assert(HasStaticShapes<Spec>,
-                "this type in a Sequential is not a Layer: HasStaticShapes is false (add "
-                "`using input_shape = Shape<...>; using output_shape = Shape<...>;`)");
-  static_assert(HasForward<Spec>,
-                "this type in a Sequential is not a Layer: HasForward is false (add "
-                "`ConstBatchView<T> forward(const ConstBatchView<T>&)`)");
-  static_assert(HasBackward<Spec>,
-                "this type in a Sequential is not a Layer: HasBackward is false (add "
-                "`ConstBatchView<T> backward(const ConstBatchView<T>&)`)");
-  static constexpr bool value = true;
-};
-
-template <class T, class In, class Spec>
-struct chain_failure {
-  static_assert(require_layer<Spec>::value);
-  static constexpr bool valid = false;
-  using layers = type_list<>;
-  using output_shape = In;
-  using failing_spec = Spec;
-  using failing_input = In;
-};
-
-/// Satisfied when the chain is valid; otherwise the compiler's message names the first layer
-/// that does not fit and the shape it was offered: "required for the satisfaction of
-/// 'LayerAcceptsPreviousOutput<Spec, T, In>' [with Spec = Dense<200, 10>; T = float;
-/// In = Shape<300>]".
-template <class Spec, class T, class In>
-concept LayerAcceptsPreviousOutput = std::is_same_v<Spec, no_failure> || AcceptsInput<Spec, T, In>;
-
-template <class L, class List>
-struct prepend;
-template <class L, class... Ls>
-struct prepend<L, type_list<Ls...>> {
-  using type = type_list<L, Ls...>;
-};
-
-template <class T, class In, class Spec, class... Rest>
-struct chain_step {
-  using layer = typename bound<Spec, T, In>::type;
-  using next = chain<T, typename layer::output_shape, Rest...>;
-  static constexpr bool valid = next::valid;
-  using layers = typename prepend<layer, typename next::layers>::type;
-  using output_shape = typename next::output_shape;
-  using failing_spec = typename next::failing_spec;
-  using failing_input = typename next::failing_input;
-};
-
-template <class T, class In, class Spec, class... Rest>
-struct chain<T, In, Spec, Rest...>
-    : std::conditional_t<AcceptsInput<Spec, T, In>, chain_step<T, In, Spec, Rest...>,
-                         chain_failure<T, In, Spec>> {};
-
-/// The input shape a network of these specs takes: from Input<...>, or from the first layer.
-template <class First, class... Rest>
-struct network_input {
-  using type = void;
-};
-template <class First, class... Rest>
-  requires is_input<First>::value
-struct network_input<First, Rest...> {
-  using type = typename First::shape;
-};
-template <class First, class... Rest>
-  requires(!is_input<First>::value && requires { typename First::input_shape; })
-struct network_input<First, Rest...> {
-  using type = typename First::input_shape;
-};
-
-/// Specs without a leading Input<...>.
-template <class... Specs>
-struct strip_input {
-  using type = type_list<Specs...>;
-};
-template <class First, class... Rest>
-  requires is_input<First>::value
-struct strip_input<First, Rest...> {
-  using type = type_list<Rest...>;
-};
-
-template <class T, class In, class List>
-struct chain_of_list;
-template <class T, class In, class... Specs>
-struct chain_of_list<T, In, type_list<Specs...>> {
-  using type = chain<T, In, Specs...>;
-};
-
-template <class T, class... Specs>
-using network_chain = typename chain_of_list<T, typename network_input<Specs...>::type,
-                                             typename strip_input<Specs...>::type>::type;
-
-template <class List>
-struct tuple_of;
-template <class... Ls>
-struct tuple_of<type_list<Ls...>> {
-  using type = std::tuple<Ls...>;
-};
-
-/// Specs [Begin, End) of a list.
-template <std::size_t Begin, std::size_t End, class List>
-struct slice;
-template <std::size_t Begin, std::size_t End, class... Specs>
-struct slice<Begin, End, type_list<Specs...>> {
-  template <std::size_t... I>
-  static auto pick(std::index_sequence<I...>)
-      -> type_list<std::tuple_element_t<Begin + I, std::tuple<Specs...>>...>;
-  using type = decltype(pick(std::make_index_sequence<End - Begin>{}));
-};
-
-template <class T, class InputMarker, class List>
-struct network_from_list;
-
-}  // namespace detail
 
 /// The specs form a network of scalar type T: the first fixes an input shape and each accepts
 /// the shape its predecessor produces.
@@ -243,6 +79,10 @@ class BasicSequential {
   template <std::size_t I>
   using layer_type = std::tuple_element_t<I, layer_tuple>;
 
+  /// The sample shape that layers [0, K) produce (the input shape for K = 0).
+  template <std::size_t K>
+  using shape_after = typename detail::shape_after<K, input_shape, layer_tuple>::type;
+
   /// Layers [0, K) as a network of their own (the feature extractor).
   template <std::size_t K>
   using extractor_type =
@@ -251,7 +91,7 @@ class BasicSequential {
   /// Layers [K, size) as a network of their own (the head).
   template <std::size_t K>
   using head_type = typename detail::network_from_list<
-      T, typename detail::input_of<typename layer_type<K - 1>::output_shape>::type,
+      T, typename detail::input_of<shape_after<K>>::type,
       typename detail::slice<K, size, spec_list>::type>::type;
 
   /// All parameters zero: load them, or use the initialising constructor.
@@ -263,37 +103,79 @@ class BasicSequential {
     initialize(scheme, rng);
   }
 
-  /// Takes the given layers (used by extractor/head; layers are values).
-  explicit BasicSequential(layer_tuple layers) : layers_(std::move(layers)) {}
+  /// Takes the given layers (used by extractor/head; layers are values). The network's mode is
+  /// that of its first layer that reports one (training when none does).
+  explicit BasicSequential(layer_tuple layers) : layers_(std::move(layers)) {
+    bool found = false;
+    for_each_layer_here([&](auto& l) {
+      if constexpr (requires { l.training(); }) {
+        if (!found) {
+          training_ = l.training();
+          found = true;
+        }
+      }
+    });
+  }
 
   template <class Scheme>
   void initialize(const Scheme& scheme, Rng& rng) {
-    std::apply(
-        [&](auto&... layer) {
-          (
-              [&](auto& l) {
-                if constexpr (requires { l.initialize(scheme, rng); }) {
-                  l.initialize(scheme, rng);
-                }
-              }(layer),
-              ...);
-        },
-        layers_);
+    for_each_layer_here([&](auto& l) {
+      if constexpr (requires { l.initialize(scheme, rng); }) {
+        l.initialize(scheme, rng);
+      }
+    });
   }
+
+  // ---- forward and backward ----
 
   /// x: input_shape::size x B. Returns the output, output_shape::size x B, valid until the next
   /// forward. Keep x alive and unchanged until backward.
   ConstBatchView<T> forward(const ConstBatchView<T>& x) {
     check_rows(x, input_shape::size, "input");
-    return forward_from<0>(x);
+    return forward_from<0, size>(x);
   }
   template <class Derived>
   ConstBatchView<T> forward(const Eigen::PlainObjectBase<Derived>& x) {
-    static_assert(std::is_same_v<typename Derived::Scalar, T>,
-                  "forward: the input's scalar type differs from the network's");
-    static_assert(!Derived::IsRowMajor || Derived::ColsAtCompileTime == 1,
-                  "forward: the input must be column-major, one sample per column");
-    return forward(ConstBatchView<T>(x.data(), x.rows(), x.cols()));
+    return forward(as_batch(x));
+  }
+
+  // clang-format off
+  /// forward(x), calling each hook after each layer (and after each layer inside a container)
+  /// with the layer's path, the layer and its output; see ForwardHook in nn/concepts.hpp. A
+  /// forward without hooks runs none of this.
+  template <class... Hooks>
+    requires(sizeof...(Hooks) > 0 && (ForwardHook<std::remove_cvref_t<Hooks>, T> && ...))
+  ConstBatchView<T> forward(const ConstBatchView<T>& x, Hooks&&... hooks) {
+    std::string path;
+    return forward_hooked(x, path, hooks...);
+  }
+  template <class Derived, class... Hooks>
+    requires(sizeof...(Hooks) > 0 && (ForwardHook<std::remove_cvref_t<Hooks>, T> && ...))
+  ConstBatchView<T> forward(const Eigen::PlainObjectBase<Derived>& x, Hooks&&... hooks) {
+    std::string path;
+    return forward_hooked(as_batch(x), path, hooks...);
+  }
+  // clang-format on
+
+  /// The container protocol behind forward(x, hooks...): `path` holds this network's own path
+  /// followed by '.' (empty at the top) and is restored on return.
+  template <class... Hooks>
+  ConstBatchView<T> forward_hooked(const ConstBatchView<T>& x, std::string& path,
+                                   Hooks&... hooks) {
+    check_rows(x, input_shape::size, "input");
+    const std::size_t base = path.size();
+    const ConstBatchView<T> y = forward_hooked_from<0>(x, path, base, hooks...);
+    path.resize(base);
+    return y;
+  }
+
+  /// Layers [0, K) only: the features a head of layers [K, size) would take, as a view into
+  /// layer K − 1's output (nn::features is the spelling for users).
+  template <std::size_t K>
+    requires(K <= size)
+  ConstBatchView<T> forward_prefix(const ConstBatchView<T>& x) {
+    check_rows(x, input_shape::size, "input");
+    return forward_from<0, K>(x);
   }
 
   /// dy: output_shape::size x B (the loss gradient). Adds to every parameter gradient; returns
@@ -313,6 +195,8 @@ class BasicSequential {
     }
   }
 
+  // ---- tensors ----
+
   /// Every tensor, buffers included: f(std::string_view qualified_name, Parameter<T>&).
   template <class F>
   void for_each_tensor(F&& f) {
@@ -322,22 +206,14 @@ class BasicSequential {
   void for_each_tensor(F&& f) const {
     visit_tensors(*this, f);
   }
-  /// Trained tensors only (weights, biases): what optimizers and scorers visit.
+  /// Trained tensors only (weights, biases, scales): what optimizers and scorers visit.
   template <class F>
   void for_each_parameter(F&& f) {
-    visit_tensors(*this, [&](std::string_view name, Parameter<T>& p) {
-      if (p.trainable()) {
-        f(name, p);
-      }
-    });
+    edgescale::for_each_parameter(*this, f);
   }
   template <class F>
   void for_each_parameter(F&& f) const {
-    visit_tensors(*this, [&](std::string_view name, const Parameter<T>& p) {
-      if (p.trainable()) {
-        f(name, p);
-      }
-    });
+    edgescale::for_each_parameter(*this, f);
   }
 
   /// Number of trained scalars.
@@ -351,20 +227,38 @@ class BasicSequential {
     for_each_parameter([](std::string_view, Parameter<T>& p) { p.zero_grad(); });
   }
 
+  // ---- layers ----
+
+  /// The container protocol behind nn::for_each_layer: f(path, layer) for each layer in order,
+  /// then for the layers inside it if it is a container. `path` holds this network's own path
+  /// followed by '.' (empty at the top) and is restored on return.
+  template <class F>
+  void for_each_sublayer(F&& f, std::string& path) {
+    visit_sublayers(*this, f, path);
+  }
+  template <class F>
+  void for_each_sublayer(F&& f, std::string& path) const {
+    visit_sublayers(*this, f, path);
+  }
+
+  /// f(Workspace<U>&) for every layer's scratch buffers (nn::release_workspaces).
+  template <class F>
+  void for_each_workspace(F&& f) {
+    for_each_layer_here([&](auto& l) {
+      if constexpr (HasWorkspaces<std::remove_cvref_t<decltype(l)>>) {
+        l.for_each_workspace(f);
+      }
+    });
+  }
+
   /// Training (BatchNorm uses batch statistics) or evaluation mode; networks start in training.
   void set_training(bool on) {
     training_ = on;
-    std::apply(
-        [&](auto&... layer) {
-          (
-              [&](auto& l) {
-                if constexpr (HasTrainingMode<std::remove_cvref_t<decltype(l)>>) {
-                  l.set_training(on);
-                }
-              }(layer),
-              ...);
-        },
-        layers_);
+    for_each_layer_here([&](auto& l) {
+      if constexpr (HasTrainingMode<std::remove_cvref_t<decltype(l)>>) {
+        l.set_training(on);
+      }
+    });
   }
   [[nodiscard]] bool training() const { return training_; }
 
@@ -378,17 +272,21 @@ class BasicSequential {
   }
 
   // clang-format off
-  /// Copies of layers [0, K) as a network.
+  /// Copies of layers [0, K) as a network, in this network's mode.
   template <std::size_t K>
     requires(K > 0 && K < size)
   extractor_type<K> extractor() const {
-    return extractor_type<K>(copy_layers<0>(std::make_index_sequence<K>{}));
+    extractor_type<K> part(copy_layers<0>(std::make_index_sequence<K>{}));
+    part.set_training(training_);
+    return part;
   }
-  /// Copies of layers [K, size) as a network.
+  /// Copies of layers [K, size) as a network, in this network's mode.
   template <std::size_t K>
     requires(K > 0 && K < size)
   head_type<K> head() const {
-    return head_type<K>(copy_layers<K>(std::make_index_sequence<size - K>{}));
+    head_type<K> part(copy_layers<K>(std::make_index_sequence<size - K>{}));
+    part.set_training(training_);
+    return part;
   }
   /// Writes a head (for instance one trained alone) back into layers [K, size).
   template <std::size_t K>
@@ -402,40 +300,60 @@ class BasicSequential {
   void set_extractor(const extractor_type<K>& e) {
     assign_layers<0>(e, std::make_index_sequence<K>{});
   }
-
   // clang-format on
 
  private:
-  template <class Self, class F>
-  static void visit_tensors(Self& self, F&& f) {
-    std::string name;
-    visit_layers_tensors(self, f, name, std::make_index_sequence<size>{});
+  template <class Derived>
+  static ConstBatchView<T> as_batch(const Eigen::PlainObjectBase<Derived>& x) {
+    static_assert(std::is_same_v<typename Derived::Scalar, T>,
+                  "forward: the input's scalar type differs from the network's");
+    static_assert(!Derived::IsRowMajor || Derived::ColsAtCompileTime == 1,
+                  "forward: the input must be column-major, one sample per column");
+    return ConstBatchView<T>(x.data(), x.rows(), x.cols());
   }
 
-  template <class Self, class F, std::size_t... I>
-  static void visit_layers_tensors(Self& self, F& f, std::string& name, std::index_sequence<I...>) {
-    (visit_layer_tensors<I>(self, f, name), ...);
+  /// f(layer) for each layer of this network (not recursing into containers).
+  template <class F>
+  void for_each_layer_here(F&& f) {
+    std::apply([&](auto&... layer) { (f(layer), ...); }, layers_);
+  }
+
+  template <class Self, class F>
+  static void visit_tensors(Self& self, F& f) {
+    std::string name;
+    [&]<std::size_t... I>(std::index_sequence<I...>) {
+      (visit_layer_tensors<I>(self, f, name), ...);
+    }(std::make_index_sequence<size>{});
   }
 
   template <std::size_t I, class Self, class F>
   static void visit_layer_tensors(Self& self, F& f, std::string& name) {
-    // Layers that only offer non-const access are visited through a const_cast; f receives a
-    // const Parameter when the network is const.
-    auto& l = const_cast<layer_type<I>&>(std::get<I>(self.layers_));
-    using P = std::conditional_t<std::is_const_v<Self>, const Parameter<T>, Parameter<T>>;
-    auto emit = [&](std::string_view local, P& p) {
+    edgescale::for_each_tensor(std::get<I>(self.layers_), [&](std::string_view local, auto& p) {
       name.assign(std::to_string(I));
       name += '.';
       name += local;
       f(std::string_view(name), p);
-    };
-    using L = layer_type<I>;
-    if constexpr (HasTensorVisitor<L>) {
-      l.for_each_tensor([&](std::string_view local, Parameter<T>& p) { emit(local, p); });
-    } else if constexpr (HasParameterSpan<L>) {
-      for (Parameter<T>& p : l.parameters()) {
-        emit(p.name, p);
-      }
+    });
+  }
+
+  template <class Self, class F>
+  static void visit_sublayers(Self& self, F& f, std::string& path) {
+    const std::size_t base = path.size();
+    [&]<std::size_t... I>(std::index_sequence<I...>) {
+      (visit_sublayer<I>(self, f, path, base), ...);
+    }(std::make_index_sequence<size>{});
+    path.resize(base);
+  }
+
+  template <std::size_t I, class Self, class F>
+  static void visit_sublayer(Self& self, F& f, std::string& path, std::size_t base) {
+    auto& l = std::get<I>(self.layers_);
+    path.resize(base);
+    path += std::to_string(I);
+    f(std::string_view(path), l);
+    if constexpr (HasSublayers<layer_type<I>>) {
+      path += '.';
+      l.for_each_sublayer(f, path);
     }
   }
 
@@ -446,12 +364,38 @@ class BasicSequential {
     }
   }
 
-  template <std::size_t I>
+  /// Forward through layers [I, End).
+  template <std::size_t I, std::size_t End>
   ConstBatchView<T> forward_from(const ConstBatchView<T>& x) {
+    if constexpr (I == End) {
+      return x;
+    } else {
+      return forward_from<I + 1, End>(std::get<I>(layers_).forward(x));
+    }
+  }
+
+  template <std::size_t I, class... Hooks>
+  ConstBatchView<T> forward_hooked_from(const ConstBatchView<T>& x, std::string& path,
+                                        std::size_t base, Hooks&... hooks) {
     if constexpr (I == size) {
       return x;
     } else {
-      return forward_from<I + 1>(std::get<I>(layers_).forward(x));
+      auto& l = std::get<I>(layers_);
+      path.resize(base);
+      path += std::to_string(I);
+      const ConstBatchView<T> y = [&] {
+        if constexpr (HasSublayers<layer_type<I>>) {
+          const std::size_t own = path.size();
+          path += '.';
+          const ConstBatchView<T> out = l.forward_hooked(x, path, hooks...);
+          path.resize(own);
+          return out;
+        } else {
+          return ConstBatchView<T>(l.forward(x));
+        }
+      }();
+      (hooks(std::string_view(path), std::as_const(l), y), ...);
+      return forward_hooked_from<I + 1>(y, path, base, hooks...);
     }
   }
 
@@ -497,28 +441,6 @@ template <class T, class InputMarker, class... Specs>
 struct network_from_list<T, InputMarker, type_list<Specs...>> {
   using type = BasicSequential<T, InputMarker, Specs...>;
 };
-
-template <class Net, class U>
-struct rebind_scalar;
-template <class T, class... Specs, class U>
-struct rebind_scalar<BasicSequential<T, Specs...>, U> {
-  using type = BasicSequential<U, Specs...>;
-};
 }  // namespace detail
-
-/// The same network with scalar type U: `rebind_scalar_t<Net, double>` for gradient checks.
-template <class Net, class U>
-using rebind_scalar_t = typename detail::rebind_scalar<Net, U>::type;
-
-/// Copies every tensor of `from` into `to` (same network, any scalar types), e.g. float -> double.
-template <class To, class From>
-void copy_tensors(const From& from, To& to) {
-  using U = typename To::scalar_type;
-  std::vector<const Vector<typename From::scalar_type>*> values;
-  from.for_each_tensor([&](std::string_view, const auto& p) { values.push_back(&p.value); });
-  std::size_t i = 0;
-  to.for_each_tensor(
-      [&](std::string_view, Parameter<U>& p) { p.value = values.at(i++)->template cast<U>(); });
-}
 
 }  // namespace edgescale::nn

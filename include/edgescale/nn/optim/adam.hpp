@@ -25,6 +25,11 @@ struct AdamRule {
   struct state {
     explicit state(Index size) : m(Vector<T>::Zero(size)), v(Vector<T>::Zero(size)) {}
     [[nodiscard]] Index size() const { return m.size(); }
+    template <class F>
+    void for_each_field(F&& f) {
+      f("m", m);
+      f("v", v);
+    }
     Vector<T> m;
     Vector<T> v;
   };

@@ -19,6 +19,10 @@ struct SgdRule {
   struct state {
     explicit state(Index size) : velocity(Vector<T>::Zero(size)) {}
     [[nodiscard]] Index size() const { return velocity.size(); }
+    template <class F>
+    void for_each_field(F&& f) {
+      f("velocity", velocity);
+    }
     Vector<T> velocity;
   };
 

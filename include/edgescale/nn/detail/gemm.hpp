@@ -1,4 +1,4 @@
-// edgescale/core/gemm.hpp — the three matrix products every layer is made of.
+// edgescale/nn/detail/gemm.hpp — the three matrix products every layer is made of.
 //
 // C += op(A)·op(B) on column-major views, for op(A)·op(B) in {A·B, Aᵀ·B, A·Bᵀ}. Every layer calls
 // these instead of writing Eigen products inline, for compile time: each Eigen product
@@ -10,7 +10,7 @@
 
 #include <edgescale/core/tensor.hpp>
 
-namespace edgescale {
+namespace edgescale::nn::detail {
 
 /// C += A·B.
 template <class T>
@@ -33,4 +33,4 @@ EIGEN_DONT_INLINE void gemm_nt(const ConstBatchView<T>& a, const ConstBatchView<
   c.noalias() += a * b.transpose();
 }
 
-}  // namespace edgescale
+}  // namespace edgescale::nn::detail

@@ -1,5 +1,6 @@
 // Optimizers against PyTorch trajectories (scripts/fixtures/make_optimizer_fixtures.py) and the
 // masking contract.
+#include <edgescale/core/parameter_set.hpp>
 #include <edgescale/nn/activation.hpp>
 #include <edgescale/nn/dense.hpp>
 #include <edgescale/nn/loss.hpp>
@@ -168,4 +169,66 @@ TEST_CASE("schedules follow their closed forms") {
   CHECK(cosine(2) == doctest::Approx(0.1));
   CHECK(cosine(4) == doctest::Approx(0.0));
   static_assert(nn::LearningRateSchedule<nn::CosineSchedule>);
+}
+
+TEST_CASE("optimizer state is reachable in the network's layout, by name") {
+  // A stateful client: train two steps, park the momentum as a ParameterSet, restore it into a
+  // fresh optimizer: the third step equals the third step of one optimizer that never stopped.
+  using Net = nn::BasicSequential<double, nn::Dense<4, 3>, nn::ReLU, nn::Dense<3, 2>>;
+  Rng rng = make_stream(30, "state");
+  Net a{nn::init::kaiming_normal, rng};
+  Net b = a;
+  Matrix<double> x(4, 5);
+  for (Index i = 0; i < x.size(); ++i) {
+    x.data()[i] = standard_normal(rng);
+  }
+  const std::vector<std::int32_t> y{0, 1, 1, 0, 1};
+  nn::SoftmaxCrossEntropy ce;
+  Matrix<double> g(2, 5);
+  BatchView<double> gv(g.data(), 2, 5);
+  auto gradient_step = [&](Net& net, nn::SGD& opt) {
+    net.zero_grad();
+    ce.value_and_gradient(net.forward(x), nn::Labels(y), gv);
+    net.backward_parameters(batch_view(g));
+    opt.step(net);
+  };
+  const auto layout = ParameterSet<double>(a).shared_layout();
+  nn::SGD continuous{{.learning_rate = 0.1, .momentum = 0.9}};
+  // before any step the velocity is zero
+  CHECK(continuous.state<double>("velocity", layout).values().isZero());
+  gradient_step(a, continuous);
+  // after the first step the velocity is the first gradient (PyTorch's b = g)
+  ParameterSet<double> first_grad(a);
+  first_grad.read_gradients(a);
+  CHECK(continuous.state<double>("velocity", layout).values() == first_grad.values());
+  gradient_step(a, continuous);
+
+  nn::SGD first{{.learning_rate = 0.1, .momentum = 0.9}};
+  gradient_step(b, first);
+  gradient_step(b, first);
+  const ParameterSet<double> parked = first.state<double>("velocity", layout);
+  nn::SGD resumed{{.learning_rate = 0.1, .momentum = 0.9}};
+  resumed.set_state("velocity", parked);
+  gradient_step(a, continuous);
+  gradient_step(b, resumed);
+  CHECK(ParameterSet<double>(b).values() == ParameterSet<double>(a).values());
+
+  // Adam's two moments; unknown fields and foreign layouts are clear errors
+  nn::Adam adam{{.learning_rate = 0.01}};
+  Net c = a;
+  c.zero_grad();
+  ce.value_and_gradient(c.forward(x), nn::Labels(y), gv);
+  c.backward_parameters(batch_view(g));
+  adam.step(c);
+  ParameterSet<double> grad(c);
+  grad.read_gradients(c);
+  CHECK((adam.state<double>("m", layout).values() - 0.1 * grad.values()).norm() < 1e-14);
+  CHECK((adam.state<double>("v", layout).values() - 0.001 * grad.values().cwiseAbs2()).norm() <
+        1e-14);
+  CHECK_THROWS_AS(adam.state<double>("velocity", layout), argument_error);
+  CHECK_THROWS_AS(continuous.state<double>("m", layout), argument_error);
+  nn::BasicSequential<double, nn::Dense<4, 3>> other;
+  const auto other_layout = ParameterSet<double>(other).shared_layout();
+  CHECK_THROWS_AS(continuous.state<double>("velocity", other_layout), shape_error);
+  CHECK_THROWS_AS(continuous.set_state("velocity", ParameterSet<double>(other)), shape_error);
 }

@@ -1,6 +1,7 @@
 // Compile-only tests of the nn concepts, on models and near-misses (mp-units' style): each
 // concept is checked on a built-in, on a minimal user model, and on types that miss exactly one
 // named requirement. Nothing here runs; it compiles or the build fails.
+#include <edgescale/data/dataset.hpp>
 #include <edgescale/nn.hpp>
 
 #include <span>
@@ -121,6 +122,42 @@ struct NoLearningRate {
 };
 static_assert(!nn::Optimizer<NoLearningRate, Mlp>);
 static_assert(!nn::Optimizer<nn::SGD, MinimalLayer>);  // an optimizer steps a network
+
+// ---- hooks ----
+struct Observer {  // a forward hook: any layer
+  template <class L>
+  void operator()(std::string_view, const L&, const F&) {}
+};
+struct DenseOnlyObserver {  // takes one layer type only: not a hook (hooks see every layer)
+  void operator()(std::string_view, const nn::DenseLayer<float, 3, 2>&, const F&) {}
+};
+static_assert(nn::ForwardHook<Observer, float>);
+static_assert(!nn::ForwardHook<Observer, double>);  // outputs are float views
+static_assert(!nn::ForwardHook<DenseOnlyObserver, float>);
+static_assert(!nn::ForwardHook<int, float>);
+struct Clip {
+  void operator()(Mlp&) const {}
+};
+static_assert(nn::GradientHook<Clip, Mlp>);
+static_assert(!nn::GradientHook<Observer, Mlp>);
+static_assert(nn::HasSublayers<Mlp>);
+static_assert(!nn::HasSublayers<MinimalLayer>);
+static_assert(nn::HasWorkspaces<nn::DenseLayer<float, 3, 2>>);
+static_assert(nn::HasWorkspaces<Mlp>);
+static_assert(!nn::HasWorkspaces<MinimalLayer>);
+
+// ---- losses as training losses (they name their target type) ----
+static_assert(nn::TrainingLoss<nn::SoftmaxCrossEntropy, float>);
+static_assert(nn::TrainingLoss<nn::MeanSquaredError, double>);
+static_assert(!nn::TrainingLoss<ValueOnlyLoss, float>);
+
+// ---- named tensors and batch sources (core) ----
+static_assert(NamedTensors<Mlp>);
+static_assert(NamedTensors<nn::DenseLayer<float, 3, 2>>);
+static_assert(!NamedTensors<MinimalLayer>);
+static_assert(BatchSource<data::BatchSampler<float>, float>);
+static_assert(!BatchSource<data::BatchSampler<float>, double>);
+static_assert(!BatchSource<Mlp, float>);
 
 // ---- schedules and initialisers ----
 static_assert(nn::LearningRateSchedule<nn::StepSchedule>);

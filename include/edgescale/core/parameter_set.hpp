@@ -437,7 +437,8 @@ ParameterSet<T> weighted_mean(std::span<const ParameterSet<T>* const> sets,
   ParameterSet<T> mean = sets[0]->zeros_like();
   for (std::size_t k = 0; k < sets.size(); ++k) {
     mean.check_compatible(*sets[k], "weighted_mean");
-    if (sets[k]->mask() != sets[0]->mask()) {
+    const Vector<T>& mask = sets[k]->mask();
+    if (mask.size() != sets[0]->mask().size() || (mask.size() != 0 && mask != sets[0]->mask())) {
       throw argument_error("weighted_mean: set " + std::to_string(k) +
                            " has another mask than set 0");
     }
@@ -464,6 +465,8 @@ enum class TensorMatch {
   exact,         ///< both hold the same tensor names, and every tensor is copied
   target_extra,  ///< every source tensor is copied; the target may hold more (a wrapped network's
                  ///< added tensors), which are left as they are
+  source_extra,  ///< every target tensor is filled; the source may hold more, which are not copied
+                 ///< (from a wrapped network back to the plain one)
 };
 
 /// Copies the values of `from`'s tensors into `to`'s tensors of the same qualified name (any two
@@ -508,7 +511,8 @@ void copy_tensors(const From& from, To& to, TensorMatch match = TensorMatch::exa
       }
       assign(s, p);
     });
-    if (const std::size_t i = matcher.first_unused(); i != detail::NameMatcher::npos) {
+    if (const std::size_t i = matcher.first_unused();
+        i != detail::NameMatcher::npos && match != TensorMatch::source_extra) {
       fail("the source's tensor " + detail::quote_tensor(names[i]) + " is not in the target");
     }
   };

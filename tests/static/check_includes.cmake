@@ -10,6 +10,10 @@
 #    dependency, but the code must build where that header is absent
 #    (`#if defined(__unix__)` ... `#include <unistd.h>` ... `#endif`).
 # A third-party library's header is never allowed: that belongs in an optional header.
+#
+# Dependencies between areas point one way (DESIGN §1): data and nn build on core, prune, quant and
+# fed on nn; core knows no other area, nn knows no data. The table below says which areas each
+# area's headers (and its umbrella <area>.hpp) may include; an include against it fails the check.
 if(NOT INCLUDE_ROOT OR NOT OPTIONAL_HEADERS)
   message(FATAL_ERROR "usage: cmake -DINCLUDE_ROOT=<dir> -DOPTIONAL_HEADERS=<regex> -P check_includes.cmake")
 endif()
@@ -30,6 +34,15 @@ set(std_headers
   cassert cctype cerrno cfenv cfloat cinttypes climits clocale cmath csetjmp csignal cstdarg cstddef
   cstdint cstdio cstdlib cstring ctime cuchar cwchar cwctype)
 set(intrinsics_headers immintrin.h x86intrin.h arm_neon.h)
+# Which areas an area may include (itself always).
+set(allowed_core "")
+set(allowed_data core)
+set(allowed_nn core)
+set(allowed_prune core nn)
+set(allowed_quant core nn)
+set(allowed_fed core nn)
+set(allowed_mpi core nn fed)
+set(allowed_interop core)
 # Operating-system headers: allowed only inside an #if block.
 set(os_header_regex "^(unistd|fcntl|io|windows|dlfcn|pthread|sched|termios|poll|time)\\.h$|^(sys|arpa|netinet)/")
 
@@ -38,6 +51,23 @@ list(SORT headers)
 set(checked 0)
 set(violations "")
 foreach(header IN LISTS headers)
+  # The area of a header: edgescale/<area>/... or the umbrella edgescale/<area>.hpp; the umbrella
+  # edgescale.hpp may include every area.
+  if(header MATCHES "^edgescale/([a-z_]+)/")
+    set(area "${CMAKE_MATCH_1}")
+  elseif(header MATCHES "^edgescale/([a-z_]+)\\.hpp$" AND NOT header STREQUAL "edgescale/edgescale.hpp")
+    set(area "${CMAKE_MATCH_1}")
+  else()
+    set(area "")
+  endif()
+  if(area AND NOT DEFINED allowed_${area})
+    list(APPEND violations "${header}: area '${area}' is not in the dependency table of check_includes.cmake (add it with the areas it may include)")
+  endif()
+  set(area_ok "")
+  foreach(dep IN ITEMS ${area} ${allowed_${area}})
+    list(APPEND area_ok "^edgescale/${dep}(/|\\.hpp$)")
+  endforeach()
+  list(JOIN area_ok "|" area_regex)
   if(header MATCHES "${OPTIONAL_HEADERS}")
     continue()
   endif()
@@ -80,6 +110,8 @@ foreach(header IN LISTS headers)
     if(name MATCHES "^edgescale/")
       if(name MATCHES "${OPTIONAL_HEADERS}")
         list(APPEND violations "${header}: includes the optional header <${name}>")
+      elseif(area AND NOT name MATCHES "${area_regex}")
+        list(APPEND violations "${header}: includes <${name}>, but area '${area}' may include only: ${area} ${allowed_${area}} (dependencies point one way, DESIGN §1)")
       endif()
       continue()
     endif()
@@ -92,6 +124,6 @@ if(checked EQUAL 0)
 endif()
 if(violations)
   list(JOIN violations "\n  " text)
-  message(FATAL_ERROR "the core must need Eigen and the standard library alone (DESIGN §1):\n  ${text}")
+  message(FATAL_ERROR "the core must need Eigen and the standard library alone, and areas depend one way (DESIGN §1):\n  ${text}")
 endif()
-message(STATUS "${checked} core headers include only the standard library, Eigen and edgescale's core")
+message(STATUS "${checked} core headers include only the standard library, Eigen and edgescale, and areas include only the areas below them")

@@ -12,6 +12,7 @@
 // (MeasureProcessCPUTime): the CPU time of every thread of the process, so a helper thread of any
 // implementation cannot hide work, while time the core spent on other processes (a shared machine)
 // is not charged to the benchmark. The Time column is wall-clock.
+#include <edgescale/core/parameter_set.hpp>
 #include <edgescale/core/random.hpp>
 #include <edgescale/core/tensor.hpp>
 #include <edgescale/nn/activation.hpp>
@@ -32,6 +33,7 @@
 #include <cstdint>
 #include <iterator>
 #include <string>
+#include <string_view>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -99,6 +101,62 @@ void ours_forward(benchmark::State& state, double flops_per_sample) {
     benchmark::ClobberMemory();
   }
   set_counters(state, batch, flops_per_sample);
+}
+
+/// Inference with forward hooks: `Hooks` observers after every layer (what calibration runs).
+/// The no-op hook measures the hooked path itself (layer paths built as strings); a plain
+/// forward (ours_forward) runs none of it.
+template <class Net>
+void ours_forward_hooked(benchmark::State& state, double flops_per_sample) {
+  const Index batch = state.range(0);
+  Rng rng = make_stream(seed, "init");
+  Net net{nn::init::kaiming_normal, rng};
+  net.set_training(false);
+  Rng data = make_stream(seed, "data");
+  const Matrix<float> x = random_images(Net::input_shape::size, batch, data);
+  long calls = 0;
+  auto hook = [&](std::string_view, const auto&, const ConstBatchView<float>&) { ++calls; };
+  for (auto _ : state) {
+    const ConstBatchView<float> out = net.forward(x, hook);
+    benchmark::DoNotOptimize(out.data());
+    benchmark::ClobberMemory();
+  }
+  benchmark::DoNotOptimize(calls);
+  set_counters(state, batch, flops_per_sample);
+}
+
+/// ParameterSet traffic of one federated client and one server aggregate on LeNet-300-100
+/// (266 610 floats): write a set into the worker network, read it back, and the weighted mean of
+/// state.range(0) client sets. Bytes/s counts the set bytes moved.
+void parameter_set_roundtrip(benchmark::State& state) {
+  Rng rng = make_stream(seed, "init");
+  Mlp net{nn::init::kaiming_normal, rng};
+  ParameterSet<float> set(net);
+  for (auto _ : state) {
+    set.write(net);
+    set.read(net);
+    benchmark::DoNotOptimize(set.values().data());
+    benchmark::ClobberMemory();
+  }
+  state.SetBytesProcessed(state.iterations() * 2 * static_cast<std::int64_t>(set.bytes()));
+}
+
+void parameter_set_mean(benchmark::State& state) {
+  Rng rng = make_stream(seed, "init");
+  Mlp net{nn::init::kaiming_normal, rng};
+  const auto clients = static_cast<std::size_t>(state.range(0));
+  std::vector<ParameterSet<float>> sets(clients, ParameterSet<float>(net));
+  std::vector<double> weights(clients);
+  for (std::size_t k = 0; k < clients; ++k) {
+    sets[k].values().array() += static_cast<float>(k);
+    weights[k] = static_cast<double>(k + 1);
+  }
+  for (auto _ : state) {
+    const ParameterSet<float> mean = weighted_mean<float>(sets, weights);
+    benchmark::DoNotOptimize(mean.values().data());
+  }
+  state.SetBytesProcessed(state.iterations() * static_cast<std::int64_t>(clients) *
+                          static_cast<std::int64_t>(sets[0].bytes()));
 }
 
 template <class Net>
@@ -369,6 +427,20 @@ void register_all() {
   add(
       "parts/mlp_sgd", [](benchmark::State& s) { ours_mlp_part(s, Part::sgd); }, wl::mlp_batches,
       mlp_n);
+  // The extension points (issue 5): hooked inference beside the plain rows above, and the
+  // ParameterSet traffic of federated rounds.
+  add(
+      "hooks/mlp_forward_hooked",
+      [](benchmark::State& s) { ours_forward_hooked<Mlp>(s, wl::mlp_forward_flops); },
+      wl::mlp_batches, mlp_n);
+  add(
+      "hooks/lenet5_forward_hooked",
+      [](benchmark::State& s) { ours_forward_hooked<LeNet5>(s, wl::lenet_forward_flops); },
+      wl::lenet_batches, lenet_n);
+  constexpr int one[] = {1};
+  constexpr int client_counts[] = {10, 100};
+  add("parameter_set/mlp_write_read", &parameter_set_roundtrip, one, 1);
+  add("parameter_set/mlp_weighted_mean", &parameter_set_mean, client_counts, 2);
 }
 
 }  // namespace

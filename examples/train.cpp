@@ -120,10 +120,9 @@ int run(const Options& o, const std::string& net_name) {
             << " cosine)\n";
 
   const auto start = std::chrono::steady_clock::now();
-  const auto history =
-      nn::fit(trainer, opt, train_batches, test_batches, {.epochs = o.epochs},
-              nn::CosineSchedule{.base = o.lr, .epochs = std::max(o.epochs, 1)}, shuffle,
-              nn::ProgressDisplay{std::cerr});
+  const auto history = nn::fit(trainer, opt, train_batches, test_batches, {.epochs = o.epochs},
+                               nn::CosineSchedule{.base = o.lr, .epochs = std::max(o.epochs, 1)},
+                               shuffle, nn::ProgressDisplay{std::cerr});
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   const double accuracy =

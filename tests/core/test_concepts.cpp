@@ -87,7 +87,8 @@ TEST_CASE("for_each_tensor resolves the span and visitor spellings, const or not
   CHECK(s.p[0].value.isConstant(1.5));
   const SpanHolder& cs = s;
   double total = 0;
-  for_each_tensor(cs, [&](std::string_view, const Parameter<double>& p) { total += p.value.sum(); });
+  for_each_tensor(cs,
+                  [&](std::string_view, const Parameter<double>& p) { total += p.value.sum(); });
   CHECK(total == doctest::Approx(1.5 * 9));
 
   const VisitorHolder v;

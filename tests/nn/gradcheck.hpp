@@ -11,8 +11,8 @@
 
 #include <algorithm>
 #include <cmath>
-#include <string_view>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace edgescale::test {

@@ -215,8 +215,8 @@ TEST_CASE("BatchNorm in a network: set_training reaches it, names and backward")
   // Convolution and Dense before a BatchNorm go without bias: BatchNorm subtracts any per-channel
   // constant, so such a bias has an exactly zero gradient (checked in the next test case).
   using Net = nn::BasicSequential<double, nn::Input<2, 5, 5>, nn::Conv2D<2, 3, 3, nn::NoBias>,
-                                  nn::BatchNorm, nn::ReLU, nn::Flatten, nn::Dense<27, 4, nn::NoBias>,
-                                  nn::BatchNorm>;
+                                  nn::BatchNorm, nn::ReLU, nn::Flatten,
+                                  nn::Dense<27, 4, nn::NoBias>, nn::BatchNorm>;
   Rng rng = make_stream(55, "bn-net");
   Net net{nn::init::kaiming_normal, rng};
   std::vector<std::string> names;

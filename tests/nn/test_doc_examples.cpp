@@ -104,7 +104,8 @@ using Net = nn::Sequential<nn::Dense<8, 16>, nn::BatchNorm, nn::ReLU, nn::Dense<
 
 }  // namespace
 
-TEST_CASE("docs: the magnitude scorer prunes the smallest weights globally, never biases or scales") {
+TEST_CASE(
+    "docs: the magnitude scorer prunes the smallest weights globally, never biases or scales") {
   Rng rng = make_stream(1, "doc scorer");
   Net net{nn::init::kaiming_normal, rng};
   const ParameterSet<float> scores = magnitude_scores(net);
@@ -169,10 +170,9 @@ TEST_CASE("docs: the median aggregator rejects a hostile update and takes the me
   for (std::size_t k = 0; k < updates.size(); ++k) {
     updates[k].values().array() += static_cast<float>(k);  // 0, 1, 2, 3
   }
-  updates[3].values()[5] = std::numeric_limits<float>::infinity();  // rejected whole
+  updates[3].values()[5] = std::numeric_limits<float>::infinity();            // rejected whole
   updates.push_back(ParameterSet<float>(nn::Sequential<nn::Dense<8, 3>>{}));  // foreign layout
   const ParameterSet<float> median = coordinate_median(updates, model);
-  CHECK((median.values() - (model.values().array() + 1.0F).matrix()).cwiseAbs().maxCoeff() <
-        1e-6F);
+  CHECK((median.values() - (model.values().array() + 1.0F).matrix()).cwiseAbs().maxCoeff() < 1e-6F);
   CHECK_THROWS_AS(coordinate_median({updates[3]}, model), argument_error);
 }

@@ -113,8 +113,7 @@ TEST_CASE("an ungated GatedReLU is a ReLU; missing or mis-sized gates are clear 
   CHECK_THROWS_AS(twin.forward(wrong_batch), shape_error);
 
   // gates recorded on another architecture do not fit
-  nn::BasicSequential<double, nn::Dense<3, 6>, nn::ReLU, nn::Dense<6, 5>, nn::ReLU,
-                      nn::Dense<5, 2>>
+  nn::BasicSequential<double, nn::Dense<3, 6>, nn::ReLU, nn::Dense<6, 5>, nn::ReLU, nn::Dense<5, 2>>
       wide{nn::init::kaiming_normal, rng};
   nn::GateRecorder<double> wide_gates;
   wide.forward(x, wide_gates);

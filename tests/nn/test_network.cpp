@@ -25,11 +25,10 @@ using namespace edgescale;
 
 namespace {
 
-using ResNet = nn::BasicSequential<double, nn::Input<2, 6, 6>, nn::Conv2D<2, 3, 3, nn::Pad<1>>,
-                                   nn::ReLU,
-                                   nn::Residual<nn::Conv2D<3, 3, 3, nn::Pad<1>>, nn::BatchNorm,
-                                                nn::ReLU>,
-                                   nn::MaxPool2D<2>, nn::Flatten, nn::Dense<27, 4>>;
+using ResNet =
+    nn::BasicSequential<double, nn::Input<2, 6, 6>, nn::Conv2D<2, 3, 3, nn::Pad<1>>, nn::ReLU,
+                        nn::Residual<nn::Conv2D<3, 3, 3, nn::Pad<1>>, nn::BatchNorm, nn::ReLU>,
+                        nn::MaxPool2D<2>, nn::Flatten, nn::Dense<27, 4>>;
 using Mlp = nn::Sequential<nn::Dense<784, 300>, nn::ReLU, nn::Dense<300, 100>, nn::ReLU,
                            nn::Dense<100, 10>>;
 
@@ -77,8 +76,8 @@ TEST_CASE("for_each_layer visits every layer in order with its path and static t
     convolutions += nn::is_conv2d_layer_v<L> ? 1 : 0;
     relus += nn::is_relu_layer_v<L> ? 1 : 0;
   });
-  CHECK(paths == std::vector<std::string>{"0", "1", "2", "2.body.0", "2.body.1", "2.body.2", "3",
-                                          "4", "5"});
+  CHECK(paths ==
+        std::vector<std::string>{"0", "1", "2", "2.body.0", "2.body.1", "2.body.2", "3", "4", "5"});
   CHECK(convolutions == 2);
   CHECK(relus == 2);
 
@@ -111,19 +110,31 @@ TEST_CASE("forward hooks observe every layer's output; the hooked forward comput
   CHECK(hooked == plain);  // bit for bit
   CHECK(calls == 9);
   // post-order: a container after its layers
-  CHECK(observer.order == std::vector<std::string>{"0", "1", "2.body.0", "2.body.1", "2.body.2",
-                                                   "2", "3", "4", "5"});
+  CHECK(observer.order ==
+        std::vector<std::string>{"0", "1", "2.body.0", "2.body.1", "2.body.2", "2", "3", "4", "5"});
   // each range equals the layer output computed directly
   for (std::size_t k = 0; k <= 5; ++k) {
     const std::string path = std::to_string(k);
     Matrix<double> out;
     switch (k) {
-      case 0: out = nn::features<1>(net, x); break;
-      case 1: out = nn::features<2>(net, x); break;
-      case 2: out = nn::features<3>(net, x); break;
-      case 3: out = nn::features<4>(net, x); break;
-      case 4: out = nn::features<5>(net, x); break;
-      default: out = net.forward(x); break;
+      case 0:
+        out = nn::features<1>(net, x);
+        break;
+      case 1:
+        out = nn::features<2>(net, x);
+        break;
+      case 2:
+        out = nn::features<3>(net, x);
+        break;
+      case 3:
+        out = nn::features<4>(net, x);
+        break;
+      case 4:
+        out = nn::features<5>(net, x);
+        break;
+      default:
+        out = net.forward(x);
+        break;
     }
     INFO(path);
     CHECK(observer.ranges.at(path).first == out.minCoeff());
@@ -138,8 +149,10 @@ TEST_CASE("features runs a prefix in place and equals the extractor's output") {
   Matrix<float> x = Matrix<float>::Random(784, 6);
   const ConstBatchView<float> psi = nn::features(net, x);  // layers [0, 4): 100 features
   CHECK(psi.rows() == 100);
-  CHECK(psi.data() == net.layer<3>().forward(net.layer<2>().forward(
-                          net.layer<1>().forward(net.layer<0>().forward(batch_view(x))))).data());
+  CHECK(psi.data() == net.layer<3>()
+                          .forward(net.layer<2>().forward(
+                              net.layer<1>().forward(net.layer<0>().forward(batch_view(x)))))
+                          .data());
   const Matrix<float> direct = nn::features(net, x);
   const Matrix<float> copied = net.extractor<4>().forward(x);
   CHECK(direct == copied);
@@ -203,7 +216,7 @@ TEST_CASE("a SynFlow-style pass on |θ| (copy, abs, ones input, gradient) gives 
   const Vector<double> b2 = theta.tensor("2.bias");
   const Vector<double> b3 = theta.tensor("4.bias");
   const Eigen::RowVectorXd upstream = Eigen::RowVectorXd::Ones(2) * w3 * w2;  // 1ᵀ|W3||W2|
-  const Eigen::Map<const Matrix<double>> s1(scores.data(), 5, 4);         // (in, out) memory
+  const Eigen::Map<const Matrix<double>> s1(scores.data(), 5, 4);             // (in, out) memory
   for (Index i = 0; i < 4; ++i) {
     for (Index j = 0; j < 5; ++j) {
       CHECK(s1(j, i) == doctest::Approx(w1(i, j) * upstream(i)).epsilon(1e-12));

@@ -1,7 +1,7 @@
+#include <edgescale/core/parameter_set.hpp>
 #include <edgescale/nn/activation.hpp>
 #include <edgescale/nn/dense.hpp>
 #include <edgescale/nn/flatten.hpp>
-#include <edgescale/core/parameter_set.hpp>
 #include <edgescale/nn/sequential.hpp>
 #include <edgescale/nn/transform.hpp>
 
@@ -210,4 +210,3 @@ TEST_CASE("the same seed gives the same network, another seed another") {
   const double var = w.cast<double>().squaredNorm() / static_cast<double>(w.size());
   CHECK(var == doctest::Approx(2.0 / 784).epsilon(0.02));
 }
-

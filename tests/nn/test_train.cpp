@@ -142,7 +142,7 @@ TEST_CASE("fit learns separable blobs from a BatchSampler, reproducibly; callbac
   REQUIRE(h1.size() == 4);  // stopped by the callback
   CHECK(cb1.begins == 4);
   CHECK(cb1.ends == 4);
-  CHECK(cb1.batches == 4 * 10);  // ceil(300 / 32) = 10 batches an epoch
+  CHECK(cb1.batches == 4 * 10);         // ceil(300 / 32) = 10 batches an epoch
   CHECK(cb1.gradients == cb1.batches);  // on_gradients once per step
   CHECK(h1.back().classification);
   CHECK(h1.back().test.samples == 150);
@@ -174,9 +174,9 @@ TEST_CASE("fit rejects a data set of the wrong sample size at the first batch, b
   nn::Sequential<nn::Dense<3, 3>> net;
   nn::Trainer trainer{net};
   nn::SGD opt{{.learning_rate = 0.1}};
-  CHECK_THROWS_AS(nn::fit(trainer, opt, batches, batches, {.epochs = 1},
-                          nn::ConstantSchedule{0.1}, rng),
-                  shape_error);
+  CHECK_THROWS_AS(
+      nn::fit(trainer, opt, batches, batches, {.epochs = 1}, nn::ConstantSchedule{0.1}, rng),
+      shape_error);
   CHECK(opt.steps() == 0);
   CHECK_THROWS_AS(nn::fit(trainer, opt, batches, nn::no_evaluation, {.epochs = -1},
                           nn::ConstantSchedule{0.1}, rng),

@@ -67,7 +67,9 @@ class GainedLayer {
 template <class Inner>
 struct GainedInput {};
 template <class Inner>
-  requires requires { typename Inner::input_shape; }
+  requires requires {
+    typename Inner::input_shape;
+  }
 struct GainedInput<Inner> {
   using input_shape = typename Inner::input_shape;
 };
@@ -96,18 +98,19 @@ struct AddGain<nn::Conv2D<Cin, Cout, K, Options...>> {
 };
 
 template <class T>
-using Plain =
-    nn::BasicSequential<T, nn::Input<1, 6, 6>, nn::Conv2D<1, 2, 3>, nn::ReLU,
-                        nn::Residual<nn::Conv2D<2, 2, 3, nn::Pad<1>>, nn::Tanh>, nn::Flatten,
-                        nn::Dense<32, 3>>;
+using Plain = nn::BasicSequential<T, nn::Input<1, 6, 6>, nn::Conv2D<1, 2, 3>, nn::ReLU,
+                                  nn::Residual<nn::Conv2D<2, 2, 3, nn::Pad<1>>, nn::Tanh>,
+                                  nn::Flatten, nn::Dense<32, 3>>;
 template <class T>
 using Wrapped = nn::transform_specs_t<Plain<T>, AddGain>;
 
 static_assert(std::is_same_v<Wrapped<float>::output_shape, Shape<3>>);
 static_assert(!nn::is_conv2d_layer_v<Wrapped<float>::layer_type<0>>);
-static_assert(nn::is_conv2d_layer_v<
-              std::remove_cvref_t<decltype(std::declval<Wrapped<float>::layer_type<0>&>().inner())>>);
-static_assert(std::is_same_v<nn::transform_specs_t<Plain<float>, std::type_identity>, Plain<float>>);
+static_assert(
+    nn::is_conv2d_layer_v<
+        std::remove_cvref_t<decltype(std::declval<Wrapped<float>::layer_type<0>&>().inner())>>);
+static_assert(
+    std::is_same_v<nn::transform_specs_t<Plain<float>, std::type_identity>, Plain<float>>);
 static_assert(std::is_same_v<nn::rebind_scalar_t<Plain<float>, double>, Plain<double>>);
 static_assert(nn::Network<Wrapped<double>>);
 
@@ -122,9 +125,8 @@ std::vector<std::string> names_of(const auto& net) {
 TEST_CASE("transform_specs_t wraps every Dense and Conv2D, inside Residual bodies too") {
   const Wrapped<float> wrapped;
   CHECK(names_of(wrapped) ==
-        std::vector<std::string>{"0.weight", "0.bias", "0.gain", "2.body.0.weight",
-                                 "2.body.0.bias", "2.body.0.gain", "4.weight", "4.bias",
-                                 "4.gain"});
+        std::vector<std::string>{"0.weight", "0.bias", "0.gain", "2.body.0.weight", "2.body.0.bias",
+                                 "2.body.0.gain", "4.weight", "4.bias", "4.gain"});
 }
 
 TEST_CASE("weights move to the wrapped network by name; the added tensors are left to it") {

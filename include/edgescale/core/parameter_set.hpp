@@ -51,7 +51,9 @@ struct TensorSlot {
 
 namespace detail {
 
-inline std::string quote_tensor(std::string_view name) { return "'" + std::string(name) + "'"; }
+inline std::string quote_tensor(std::string_view name) {
+  return "'" + std::string(name) + "'";
+}
 
 /// Finds visited names in a list of known names. Visiting order usually equals the list's order,
 /// so the next position is tried first and the lookup is linear only when orders differ.
@@ -112,7 +114,8 @@ class ParameterLayout {
     layout.selection_ = which;
     for_each_tensor(x, [&](std::string_view name, const auto& p) {
       if (detail::selected(p, which)) {
-        layout.slots_.push_back(TensorSlot{std::string(name), p.shape, p.role, layout.size_, p.size()});
+        layout.slots_.push_back(
+            TensorSlot{std::string(name), p.shape, p.role, layout.size_, p.size()});
         layout.size_ += p.size();
       }
     });

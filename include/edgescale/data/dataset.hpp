@@ -202,8 +202,8 @@ template <std::floating_point T>
 struct Batch {
   ConstBatchView<T> features;             ///< sample_size x size()
   std::span<const std::int32_t> targets;  ///< size() class labels
-  std::span<const Index> indices;        ///< the dataset columns the batch was copied from
-  Index number = 0;                      ///< position of the batch in its epoch, from 0
+  std::span<const Index> indices;         ///< the dataset columns the batch was copied from
+  Index number = 0;                       ///< position of the batch in its epoch, from 0
 
   [[nodiscard]] Index size() const { return features.cols(); }
 };

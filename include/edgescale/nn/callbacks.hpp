@@ -28,7 +28,7 @@ namespace edgescale::nn {
 /// Loss and accuracy over a data set (accuracy only when the targets are class labels).
 struct Evaluation {
   double loss = 0;
-  double accuracy = 0;         ///< fraction right; 0 unless `classification`
+  double accuracy = 0;  ///< fraction right; 0 unless `classification`
   Index samples = 0;
   bool classification = false;  ///< the targets were class labels, so accuracy is meaningful
 };

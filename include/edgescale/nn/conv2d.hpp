@@ -103,7 +103,8 @@ class Conv2DLayer {
     if constexpr (direct_patches) {
       dx.setZero();
       for (Index n = 0; n < batch_; ++n) {
-        detail::gemm_nt<T>(output_gradient(dy, n), wc, BatchView<T>(dx.col(n).data(), pixels, in_channels));
+        detail::gemm_nt<T>(output_gradient(dy, n), wc,
+                           BatchView<T>(dx.col(n).data(), pixels, in_channels));
       }
     } else {
       dx.setZero();
@@ -255,7 +256,8 @@ struct Conv2D {
   using options = detail::layer_options<Options...>;
   static_assert(options::known_count == int{sizeof...(Options)},
                 "Conv2D<Cin, Cout, K, Options...>: the options are Stride<S>, Pad<P> and NoBias");
-  static_assert(options::each_once, "Conv2D<Cin, Cout, K, Options...>: each option may be given once");
+  static_assert(options::each_once,
+                "Conv2D<Cin, Cout, K, Options...>: each option may be given once");
   static constexpr int stride = options::stride;
   static constexpr int padding = options::pad;
   static constexpr bool has_bias = options::bias;

@@ -5,14 +5,14 @@
 //   nn::gated_twin_t<Net> twin;                  // Net with every ReLU replaced by a GatedReLU
 //   copy_tensors(net, twin);  /* ... set the twin's weights as needed ... */
 //   nn::impose_gates(twin, gates);               // each GatedReLU multiplies by the recorded gate
-//   auto z = twin.forward(x2);                   // the twin, routed through net's activation pattern
+//   auto z = twin.forward(x2);                   // routed through net's activation pattern
 //
 // Why: a ReLU network is a sum over paths of (product of weights) × (input) × (0/1 gates along the
 // path). PX (Iurada et al., CVPR 2024) evaluates path sums of an auxiliary network — weights set to
 // 1, input squared — under the gates of the real network on the pruning batch; that auxiliary
-// network is this twin. A GatedReLU with a gate computes y = a ⊙ x and dy/dx = a, a linear map; with
-// no gate it is an ordinary ReLU. Gates are per value and per sample (features x batch), so the
-// twin must run on a batch of the same size as the recorded one.
+// network is this twin. A GatedReLU with a gate computes y = a ⊙ x and dy/dx = a, a linear map;
+// with no gate it is an ordinary ReLU. Gates are per value and per sample (features x batch), so
+// the twin must run on a batch of the same size as the recorded one.
 #pragma once
 
 #include <edgescale/core/error.hpp>

@@ -42,8 +42,8 @@ inline constexpr std::size_t all_but_last = static_cast<std::size_t>(-1);
 /// and the result is a view into layer K − 1's output, valid until the next forward. Runs in the
 /// network's current mode (call set_training(false) for evaluation-mode features).
 template <std::size_t K = all_but_last, class Net>
-ConstBatchView<typename Net::scalar_type> features(Net& net,
-                                                   const ConstBatchView<typename Net::scalar_type>& x) {
+ConstBatchView<typename Net::scalar_type> features(
+    Net& net, const ConstBatchView<typename Net::scalar_type>& x) {
   constexpr std::size_t k = K == all_but_last ? Net::size - 1 : K;
   static_assert(k <= Net::size, "features<K>: K is larger than the number of layers");
   return net.template forward_prefix<k>(x);
@@ -56,8 +56,7 @@ ConstBatchView<typename Net::scalar_type> features(Net& net,
 
 /// The sample shape `features<K>` returns.
 template <class Net, std::size_t K = all_but_last>
-using features_shape_t =
-    typename Net::template shape_after<K == all_but_last ? Net::size - 1 : K>;
+using features_shape_t = typename Net::template shape_after<K == all_but_last ? Net::size - 1 : K>;
 
 /// Frees every scratch buffer of a layer or network (outputs, im2col buffers, gradients w.r.t.
 /// inputs); the next forward allocates what it needs again. Parameters are untouched.

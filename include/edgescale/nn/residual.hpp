@@ -51,8 +51,7 @@ class ResidualLayer {
   /// forward with hooks (nn/concepts.hpp, HasSublayers): the body's layers are hooked under
   /// "<path>body.<i>"; the block itself is hooked by its container.
   template <class... Hooks>
-  ConstBatchView<T> forward_hooked(const ConstBatchView<T>& x, std::string& path,
-                                   Hooks&... hooks) {
+  ConstBatchView<T> forward_hooked(const ConstBatchView<T>& x, std::string& path, Hooks&... hooks) {
     const std::size_t base = path.size();
     path += "body.";
     const ConstBatchView<T> fx = body_.forward_hooked(x, path, hooks...);

@@ -90,9 +90,9 @@ class BasicSequential {
                                          typename detail::slice<0, K, spec_list>::type>::type;
   /// Layers [K, size) as a network of their own (the head).
   template <std::size_t K>
-  using head_type = typename detail::network_from_list<
-      T, typename detail::input_of<shape_after<K>>::type,
-      typename detail::slice<K, size, spec_list>::type>::type;
+  using head_type =
+      typename detail::network_from_list<T, typename detail::input_of<shape_after<K>>::type,
+                                         typename detail::slice<K, size, spec_list>::type>::type;
 
   /// All parameters zero: load them, or use the initialising constructor.
   BasicSequential() = default;
@@ -160,8 +160,7 @@ class BasicSequential {
   /// The container protocol behind forward(x, hooks...): `path` holds this network's own path
   /// followed by '.' (empty at the top) and is restored on return.
   template <class... Hooks>
-  ConstBatchView<T> forward_hooked(const ConstBatchView<T>& x, std::string& path,
-                                   Hooks&... hooks) {
+  ConstBatchView<T> forward_hooked(const ConstBatchView<T>& x, std::string& path, Hooks&... hooks) {
     check_rows(x, input_shape::size, "input");
     const std::size_t base = path.size();
     const ConstBatchView<T> y = forward_hooked_from<0>(x, path, base, hooks...);
@@ -321,9 +320,12 @@ class BasicSequential {
   template <class Self, class F>
   static void visit_tensors(Self& self, F& f) {
     std::string name;
-    [&]<std::size_t... I>(std::index_sequence<I...>) {
-      (visit_layer_tensors<I>(self, f, name), ...);
-    }(std::make_index_sequence<size>{});
+    visit_tensors_of(self, f, name, std::make_index_sequence<size>{});
+  }
+
+  template <class Self, class F, std::size_t... I>
+  static void visit_tensors_of(Self& self, F& f, std::string& name, std::index_sequence<I...>) {
+    (visit_layer_tensors<I>(self, f, name), ...);
   }
 
   template <std::size_t I, class Self, class F>
@@ -339,10 +341,14 @@ class BasicSequential {
   template <class Self, class F>
   static void visit_sublayers(Self& self, F& f, std::string& path) {
     const std::size_t base = path.size();
-    [&]<std::size_t... I>(std::index_sequence<I...>) {
-      (visit_sublayer<I>(self, f, path, base), ...);
-    }(std::make_index_sequence<size>{});
+    visit_sublayers_of(self, f, path, base, std::make_index_sequence<size>{});
     path.resize(base);
+  }
+
+  template <class Self, class F, std::size_t... I>
+  static void visit_sublayers_of(Self& self, F& f, std::string& path, std::size_t base,
+                                 std::index_sequence<I...>) {
+    (visit_sublayer<I>(self, f, path, base), ...);
   }
 
   template <std::size_t I, class Self, class F>

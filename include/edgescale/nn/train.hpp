@@ -137,8 +137,8 @@ inline constexpr NoEvaluation no_evaluation{};
 
 namespace detail {
 template <class Test, class T>
-concept EvaluationSource = std::same_as<std::remove_cvref_t<Test>, NoEvaluation> ||
-                           BatchSource<Test, T>;
+concept EvaluationSource =
+    std::same_as<std::remove_cvref_t<Test>, NoEvaluation> || BatchSource<Test, T>;
 
 }  // namespace detail
 
@@ -155,7 +155,6 @@ template <class Net, class LossFn, class Opt, class Train, class Test,
 std::vector<EpochReport> fit(Trainer<Net, LossFn>& trainer, Opt& opt, Train& train, Test& test,
                              const FitOptions& options, const Sched& schedule, Rng& shuffle,
                              Callbacks&&... callbacks) {
-  // clang-format on
   using T = typename Net::scalar_type;
   using target_type = typename Trainer<Net, LossFn>::target_type;
   constexpr bool classification = Trainer<Net, LossFn>::classification;
@@ -242,3 +241,4 @@ std::vector<EpochReport> fit(Trainer<Net, LossFn>& trainer, Opt& opt, Train& tra
 }
 
 }  // namespace edgescale::nn
+// clang-format on

@@ -20,7 +20,9 @@ struct transform_spec {
 };
 
 template <class Spec, template <class> class Wrap>
-  requires requires { typename Spec::template with_transformed_specs<Wrap>; }
+  requires requires {
+    typename Spec::template with_transformed_specs<Wrap>;
+  }
 struct transform_spec<Spec, Wrap> {
   using type = typename Wrap<typename Spec::template with_transformed_specs<Wrap>>::type;
 };

@@ -87,8 +87,11 @@ void set_counters(benchmark::State& state, Index batch, double flops_per_sample)
 
 // ---- ours ----
 
-template <class Net>
-void ours_forward(benchmark::State& state, double flops_per_sample) {
+/// Inference; with hooks, each is called after every layer (what calibration runs): a no-op hook
+/// measures the hooked path itself (layer paths built as strings), while a plain forward runs none
+/// of it.
+template <class Net, class... Hooks>
+void ours_forward(benchmark::State& state, double flops_per_sample, Hooks... hooks) {
   const Index batch = state.range(0);
   Rng rng = make_stream(seed, "init");
   Net net{nn::init::kaiming_normal, rng};
@@ -96,34 +99,21 @@ void ours_forward(benchmark::State& state, double flops_per_sample) {
   Rng data = make_stream(seed, "data");
   const Matrix<float> x = random_images(Net::input_shape::size, batch, data);
   for (auto _ : state) {
-    const ConstBatchView<float> out = net.forward(x);
+    const ConstBatchView<float> out = net.forward(x, hooks...);
     benchmark::DoNotOptimize(out.data());
     benchmark::ClobberMemory();
   }
   set_counters(state, batch, flops_per_sample);
 }
 
-/// Inference with forward hooks: `Hooks` observers after every layer (what calibration runs).
-/// The no-op hook measures the hooked path itself (layer paths built as strings); a plain
-/// forward (ours_forward) runs none of it.
-template <class Net>
-void ours_forward_hooked(benchmark::State& state, double flops_per_sample) {
-  const Index batch = state.range(0);
-  Rng rng = make_stream(seed, "init");
-  Net net{nn::init::kaiming_normal, rng};
-  net.set_training(false);
-  Rng data = make_stream(seed, "data");
-  const Matrix<float> x = random_images(Net::input_shape::size, batch, data);
-  long calls = 0;
-  auto hook = [&](std::string_view, const auto&, const ConstBatchView<float>&) { ++calls; };
-  for (auto _ : state) {
-    const ConstBatchView<float> out = net.forward(x, hook);
+/// A hook that does nothing but be called.
+struct NoOpHook {
+  template <class L>
+  void operator()(std::string_view /*path*/, const L& /*layer*/,
+                  const ConstBatchView<float>& out) const {
     benchmark::DoNotOptimize(out.data());
-    benchmark::ClobberMemory();
   }
-  benchmark::DoNotOptimize(calls);
-  set_counters(state, batch, flops_per_sample);
-}
+};
 
 /// ParameterSet traffic of one federated client and one server aggregate on LeNet-300-100
 /// (266 610 floats): write a set into the worker network, read it back, and the weighted mean of
@@ -431,11 +421,11 @@ void register_all() {
   // ParameterSet traffic of federated rounds.
   add(
       "hooks/mlp_forward_hooked",
-      [](benchmark::State& s) { ours_forward_hooked<Mlp>(s, wl::mlp_forward_flops); },
+      [](benchmark::State& s) { ours_forward<Mlp>(s, wl::mlp_forward_flops, NoOpHook{}); },
       wl::mlp_batches, mlp_n);
   add(
       "hooks/lenet5_forward_hooked",
-      [](benchmark::State& s) { ours_forward_hooked<LeNet5>(s, wl::lenet_forward_flops); },
+      [](benchmark::State& s) { ours_forward<LeNet5>(s, wl::lenet_forward_flops, NoOpHook{}); },
       wl::lenet_batches, lenet_n);
   constexpr int one[] = {1};
   constexpr int client_counts[] = {10, 100};

@@ -93,7 +93,7 @@ class GatedReluLayer {
       check_batch(x.cols());
       y.array() = x.array() * gate_.array();
     } else {
-      y.array() = x.array().cwiseMax(T(0));
+      y.array() = detail::ReluFn::value(x.array());
     }
     return out_.cview();
   }
@@ -104,7 +104,7 @@ class GatedReluLayer {
       check_batch(dy.cols());
       dx.array() = dy.array() * gate_.array();
     } else {
-      dx.array() = (out_.cview().array() > T(0)).select(dy.array(), T(0));
+      dx.array() = detail::ReluFn::gradient(out_.cview().array(), dy.array());
     }
     return grad_in_.cview();
   }

@@ -10,7 +10,7 @@
 // directory instead of a random initialisation (with --epochs 0 it only evaluates).
 #include <edgescale/data/dataset.hpp>
 #include <edgescale/data/fashion_mnist.hpp>
-#include <edgescale/data/npy.hpp>
+#include <edgescale/data/parameter_file.hpp>
 #include <edgescale/nn.hpp>
 
 #include "networks.hpp"

@@ -1,0 +1,130 @@
+// edgescale/data/parameter_file.hpp — whole-network parameter files: one .npy per tensor.
+//
+// A parameter file is a directory holding
+//     DIR/<qualified name>.npy      e.g. DIR/0.weight.npy, DIR/0.bias.npy, DIR/1.running_mean.npy
+// with Parameter::value in Parameter::shape, in the network's scalar type (data/npy.hpp writes and
+// reads each file). The qualified names are the keys of a PyTorch nn.Sequential state_dict, so
+//     net.load_state_dict({k: torch.from_numpy(np.load(f"{DIR}/{k}.npy")) for k in keys})
+// moves the weights into PyTorch and np.save(f"{DIR}/{k}.npy", v.numpy()) moves them back.
+// Gradients and pruning masks are not saved; loading leaves masks as they are.
+#pragma once
+
+#include <edgescale/core/error.hpp>
+#include <edgescale/core/tensor.hpp>
+#include <edgescale/data/detail/stream.hpp>
+#include <edgescale/data/npy.hpp>
+
+#include <cstddef>
+#include <filesystem>
+#include <functional>
+#include <set>
+#include <span>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+namespace edgescale::data {
+
+namespace detail {
+
+/// Accepts every tensor a network visits; used to test the visitor's signature.
+struct TensorProbe {
+  template <class T>
+  void operator()(std::string_view /*qualified_name*/, Parameter<T>& /*tensor*/) const {}
+  template <class T>
+  void operator()(std::string_view /*qualified_name*/, const Parameter<T>& /*tensor*/) const {}
+};
+
+/// The file of a tensor: DIR/<qualified name>.npy. Rejects a name that would leave DIR.
+inline std::filesystem::path tensor_file(const std::filesystem::path& dir,
+                                         std::string_view qualified_name) {
+  if (qualified_name.empty() || qualified_name == "." || qualified_name == ".." ||
+      qualified_name.find_first_of(std::string_view("/\\\0", 3)) != std::string_view::npos) {
+    throw argument_error(
+        "tensor name " + quote_name(qualified_name) +
+        " cannot be a file name (empty, '.', '..' or containing a path separator)");
+  }
+  return dir / (std::string(qualified_name) + ".npy");
+}
+
+}  // namespace detail
+
+/// A network (or any collection of tensors) that visits each of its tensors by qualified name:
+/// `for_each_tensor(f)` calls `f(std::string_view name, Parameter<T>& p)`, and the const overload
+/// `f(name, const Parameter<T>&)`, in a fixed order, and names its `scalar_type`. Names are
+/// PyTorch state_dict keys ("0.weight"). This is all parameter files need, so a user's own
+/// network type saves and loads like ours.
+template <class Net>
+concept NamedTensors = requires(Net& net, const Net& cnet, detail::TensorProbe probe) {
+  typename Net::scalar_type;
+  net.for_each_tensor(probe);
+  cnet.for_each_tensor(probe);
+};
+
+/// Saves every tensor's values to DIR/<qualified name>.npy (creating DIR; see the top of this
+/// file). Throws argument_error for a name that is not a file name or appears twice, shape_error
+/// for a tensor whose value count does not match its shape, edgescale::error if a file cannot be
+/// written.
+template <NamedTensors Net>
+void save_parameters(const Net& net, const std::filesystem::path& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) {
+    throw error("cannot create parameter directory " + detail::quote_name(dir.string()) + ": " +
+                ec.message());
+  }
+  std::set<std::string, std::less<>> seen;
+  net.for_each_tensor([&](std::string_view qualified_name, const auto& tensor) {
+    const std::filesystem::path file = detail::tensor_file(dir, qualified_name);
+    if (!seen.emplace(qualified_name).second) {
+      throw argument_error("tensor name " + detail::quote_name(qualified_name) +
+                           " appears twice in the network");
+    }
+    if (shape_size(tensor.shape) != tensor.value.size()) {
+      throw shape_error("tensor " + detail::quote_name(qualified_name) + " has " +
+                        std::to_string(tensor.value.size()) + " values but shape " +
+                        detail::npy_shape_repr(tensor.shape));
+    }
+    save_npy(file, tensor.value.data(), std::span<const Index>(tensor.shape));
+  });
+}
+
+/// Loads every tensor's values from DIR/<qualified name>.npy. All files are read and checked
+/// before any tensor is assigned, so on any error the network is left unchanged. Throws
+/// shape_error naming the tensor and the file when a stored shape differs from the tensor's,
+/// format_error for a corrupt file and edgescale::error for a missing one. Files in DIR that match
+/// no tensor are ignored; masks and gradients are left as they are.
+template <NamedTensors Net>
+void load_parameters(Net& net, const std::filesystem::path& dir) {
+  // Pass 1 reads and checks every file; pass 2 assigns, visiting the tensors in the same order.
+  using Scalar = typename Net::scalar_type;
+  std::vector<std::vector<Scalar>> loaded;
+  net.for_each_tensor([&](std::string_view qualified_name, const auto& tensor) {
+    const std::filesystem::path file = detail::tensor_file(dir, qualified_name);
+    const std::string prefix = "tensor " + detail::quote_name(qualified_name) + ": ";
+    NpyArray<Scalar> stored;
+    try {
+      stored = load_npy<Scalar>(file);
+    } catch (const format_error& e) {
+      throw format_error(prefix + e.what());
+    } catch (const error& e) {
+      throw error(prefix + e.what());
+    }
+    if (stored.shape != tensor.shape) {
+      throw shape_error(prefix + "file " + detail::quote_name(file.string()) + " has shape " +
+                        detail::npy_shape_repr(stored.shape) + " but the network expects " +
+                        detail::npy_shape_repr(tensor.shape));
+    }
+    loaded.push_back(std::move(stored.data));
+  });
+  std::size_t i = 0;
+  net.for_each_tensor([&](std::string_view, auto& tensor) {
+    const std::vector<Scalar>& values = loaded[i++];
+    tensor.value =
+        Eigen::Map<const Vector<Scalar>>(values.data(), static_cast<Index>(values.size()));
+  });
+}
+
+}  // namespace edgescale::data

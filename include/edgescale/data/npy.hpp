@@ -375,16 +375,25 @@ bool npy_convert(From v, To& out) {
                      std::to_string(got) + " whole values");
 }
 
-/// Reads `count` values stored as `V` (the file's dtype `dtype`), in the machine's byte order.
-template <class V>
-std::vector<V> npy_read_raw(std::istream& in, std::string_view name, std::uint64_t count,
+/// Reads `count` values stored as `T` (the file's dtype `dtype`), in the machine's byte order.
+template <class T>
+std::vector<T> npy_read_raw(std::istream& in, std::string_view name, std::uint64_t count,
                             NpyDtype dtype) {
-  std::vector<V> out;
+  std::vector<T> out;
   if (const std::uint64_t got = append_values(in, out, count); got != count) {
     npy_truncated(name, count, dtype, got);
   }
-  npy_to_little_endian(std::span<V>(out));
+  npy_to_little_endian(std::span<T>(out));
   return out;
+}
+
+/// A value of type V stored little-endian at `p`.
+template <class V>
+V npy_load_le(const unsigned char* p) {
+  V v;
+  std::memcpy(&v, p, sizeof(V));
+  npy_to_little_endian(std::span<V>(&v, 1));
+  return v;
 }
 
 /// A file's values widened without loss: floating dtypes into `floating`, integer dtypes into
@@ -395,32 +404,39 @@ struct NpyWideValues {
 };
 
 /// Reads `count` values of any dtype, widened. Not a template: every pair of file dtype and
-/// requested type converts through here, so a program compiles the five readers once, and each
+/// requested type converts through here, so a program compiles this reader once, and each
 /// requested type adds only its two conversions from double and from int64_t (npy_narrow).
 inline NpyWideValues npy_read_wide(std::istream& in, std::string_view name, std::uint64_t count,
                                    NpyDtype dtype) {
+  const std::size_t item = npy_item_size(dtype);
+  std::vector<unsigned char> bytes;
+  if (const std::uint64_t got = append_values(in, bytes, count * item) / item; got != count) {
+    npy_truncated(name, count, dtype, got);
+  }
+  const unsigned char* p = bytes.data();
   NpyWideValues wide;
-  switch (dtype) {
-    case NpyDtype::f4: {
-      const std::vector<float> raw = npy_read_raw<float>(in, name, count, dtype);
-      wide.floating.assign(raw.begin(), raw.end());
-      break;
-    }
-    case NpyDtype::f8:
-      wide.floating = npy_read_raw<double>(in, name, count, dtype);
-      break;
-    case NpyDtype::i4: {
-      const std::vector<std::int32_t> raw = npy_read_raw<std::int32_t>(in, name, count, dtype);
-      wide.integer.assign(raw.begin(), raw.end());
-      break;
-    }
-    case NpyDtype::i8:
-      wide.integer = npy_read_raw<std::int64_t>(in, name, count, dtype);
-      break;
-    case NpyDtype::u1: {
-      const std::vector<std::uint8_t> raw = npy_read_raw<std::uint8_t>(in, name, count, dtype);
-      wide.integer.assign(raw.begin(), raw.end());
-      break;
+  if (dtype == NpyDtype::f4 || dtype == NpyDtype::f8) {
+    wide.floating.resize(count);
+  } else {
+    wide.integer.resize(count);
+  }
+  for (std::size_t i = 0; i < count; ++i, p += item) {
+    switch (dtype) {
+      case NpyDtype::f4:
+        wide.floating[i] = npy_load_le<float>(p);
+        break;
+      case NpyDtype::f8:
+        wide.floating[i] = npy_load_le<double>(p);
+        break;
+      case NpyDtype::i4:
+        wide.integer[i] = npy_load_le<std::int32_t>(p);
+        break;
+      case NpyDtype::i8:
+        wide.integer[i] = npy_load_le<std::int64_t>(p);
+        break;
+      case NpyDtype::u1:
+        wide.integer[i] = *p;
+        break;
     }
   }
   return wide;

@@ -16,8 +16,6 @@
 
 #include <cstddef>
 #include <filesystem>
-#include <functional>
-#include <set>
 #include <span>
 #include <string>
 #include <string_view>
@@ -63,6 +61,56 @@ concept NamedTensors = requires(Net& net, const Net& cnet, detail::TensorProbe p
   cnet.for_each_tensor(probe);
 };
 
+namespace detail {
+
+// The bodies of save_parameters and load_parameters for one tensor: templates on the scalar type
+// only, so each network type adds just its visit, not another copy of the file handling.
+
+/// Saves one tensor to DIR/<qualified name>.npy; `seen` holds the names saved so far.
+template <class T>
+void save_tensor(const std::filesystem::path& dir, std::string_view qualified_name,
+                 const Parameter<T>& tensor, std::vector<std::string>& seen) {
+  const std::filesystem::path file = tensor_file(dir, qualified_name);
+  for (const std::string& name : seen) {
+    if (name == qualified_name) {
+      throw argument_error("tensor name " + quote_name(qualified_name) +
+                           " appears twice in the network");
+    }
+  }
+  seen.emplace_back(qualified_name);
+  if (shape_size(tensor.shape) != tensor.value.size()) {
+    throw shape_error("tensor " + quote_name(qualified_name) + " has " +
+                      std::to_string(tensor.value.size()) + " values but shape " +
+                      npy_shape_repr(tensor.shape));
+  }
+  save_npy(file, tensor.value.data(), std::span<const Index>(tensor.shape));
+}
+
+/// Reads DIR/<qualified name>.npy as T and checks its shape against `shape`; the errors name the
+/// tensor.
+template <class T>
+std::vector<T> load_tensor(const std::filesystem::path& dir, std::string_view qualified_name,
+                           const std::vector<Index>& shape) {
+  const std::filesystem::path file = tensor_file(dir, qualified_name);
+  const std::string prefix = "tensor " + quote_name(qualified_name) + ": ";
+  NpyArray<T> stored;
+  try {
+    stored = load_npy<T>(file);
+  } catch (const format_error& e) {
+    throw format_error(prefix + e.what());
+  } catch (const error& e) {
+    throw error(prefix + e.what());
+  }
+  if (stored.shape != shape) {
+    throw shape_error(prefix + "file " + quote_name(file.string()) + " has shape " +
+                      npy_shape_repr(stored.shape) + " but the network expects " +
+                      npy_shape_repr(shape));
+  }
+  return std::move(stored.data);
+}
+
+}  // namespace detail
+
 /// Saves every tensor's values to DIR/<qualified name>.npy (creating DIR; see the top of this
 /// file). Throws argument_error for a name that is not a file name or appears twice, shape_error
 /// for a tensor whose value count does not match its shape, edgescale::error if a file cannot be
@@ -75,19 +123,9 @@ void save_parameters(const Net& net, const std::filesystem::path& dir) {
     throw error("cannot create parameter directory " + detail::quote_name(dir.string()) + ": " +
                 ec.message());
   }
-  std::set<std::string, std::less<>> seen;
+  std::vector<std::string> seen;
   net.for_each_tensor([&](std::string_view qualified_name, const auto& tensor) {
-    const std::filesystem::path file = detail::tensor_file(dir, qualified_name);
-    if (!seen.emplace(qualified_name).second) {
-      throw argument_error("tensor name " + detail::quote_name(qualified_name) +
-                           " appears twice in the network");
-    }
-    if (shape_size(tensor.shape) != tensor.value.size()) {
-      throw shape_error("tensor " + detail::quote_name(qualified_name) + " has " +
-                        std::to_string(tensor.value.size()) + " values but shape " +
-                        detail::npy_shape_repr(tensor.shape));
-    }
-    save_npy(file, tensor.value.data(), std::span<const Index>(tensor.shape));
+    detail::save_tensor(dir, qualified_name, tensor, seen);
   });
 }
 
@@ -102,22 +140,7 @@ void load_parameters(Net& net, const std::filesystem::path& dir) {
   using Scalar = typename Net::scalar_type;
   std::vector<std::vector<Scalar>> loaded;
   net.for_each_tensor([&](std::string_view qualified_name, const auto& tensor) {
-    const std::filesystem::path file = detail::tensor_file(dir, qualified_name);
-    const std::string prefix = "tensor " + detail::quote_name(qualified_name) + ": ";
-    NpyArray<Scalar> stored;
-    try {
-      stored = load_npy<Scalar>(file);
-    } catch (const format_error& e) {
-      throw format_error(prefix + e.what());
-    } catch (const error& e) {
-      throw error(prefix + e.what());
-    }
-    if (stored.shape != tensor.shape) {
-      throw shape_error(prefix + "file " + detail::quote_name(file.string()) + " has shape " +
-                        detail::npy_shape_repr(stored.shape) + " but the network expects " +
-                        detail::npy_shape_repr(tensor.shape));
-    }
-    loaded.push_back(std::move(stored.data));
+    loaded.push_back(detail::load_tensor<Scalar>(dir, qualified_name, tensor.shape));
   });
   std::size_t i = 0;
   net.for_each_tensor([&](std::string_view, auto& tensor) {

@@ -8,7 +8,7 @@
 #   scripts/demo.sh --net lenet5 # any other flags are passed to train (they override the defaults)
 #
 # The default is native because the demo runs where it is built: on an AVX2 machine that trains
-# about 2.5 times as fast as the portable build (docs/results/nn.md, "Instruction sets").
+# about twice as fast as the portable build (docs/results/nn.md, "Instruction sets").
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 

@@ -69,6 +69,10 @@ Options parse(int argc, char** argv) {
 
 /// Fails now, not after training, when an output cannot be written or --load is missing.
 void check_paths(const Options& o) {
+  if (std::filesystem::path(o.out).extension() == ".csv") {
+    throw error("--out '" + o.out + "': the CSV history is written beside it as .csv; name the " +
+                "JSON file otherwise (r.json)");
+  }
   examples::check_output_file(o.out, "--out");
   if (!o.out.empty()) {
     examples::check_output_file(std::filesystem::path(o.out).replace_extension(".csv"), "--out");

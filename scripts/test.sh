@@ -70,8 +70,23 @@ report() {
   printf '  %-40s %5d s\n' "total" $((SECONDS - run_start))
   echo "tests: $passed_total passed, $failed_total failed"
   echo "CPU that ran the tests: $cpu_line"
-  echo "instruction sets run: ${ran_isas[*]:-none}"
-  echo "instruction sets compiled only: ${compiled_only_isas[*]:-none}"
+  echo "instruction sets run: $(join "${ran_isas[@]}")"
+  echo "instruction sets compiled only: $(join "${compiled_only_isas[@]}")"
+}
+
+# join ITEMS...: "a; b; c", or "none".
+join() {
+  if [[ $# -eq 0 ]]; then
+    echo none
+    return
+  fi
+  local out=$1
+  shift
+  local item
+  for item in "$@"; do
+    out+="; $item"
+  done
+  echo "$out"
 }
 trap report EXIT
 

@@ -8,7 +8,7 @@
 #      as errors, never run (this CPU may lack them):
 #        x86-64-v4 (AVX-512): tests + examples                            build/isa-x86-64-v4
 #        x86-64-v2 (SSE4.2):  every header alone + examples               build/isa-x86-64-v2
-#      (about 4 and 1.5 minutes on CI's two cores with a cold ccache)
+#      (about 3 and 1.5 minutes on two cores with a cold ccache; the whole run about 18)
 #   4. clang++ with AddressSanitizer + UBSan, unit tests only               build/test-asan
 # Debug info is line tables only (-g1): enough for sanitizer reports and backtraces, and a good
 # part less compile time than -g.

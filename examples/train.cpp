@@ -4,15 +4,21 @@
 //                        [--load DIR] [--batch B] [--lr LR] [--data DIR]
 //
 // Writes {"net", "epochs", "seed", "test_accuracy", "train_seconds", "history": [...]} to --out
-// and the per-epoch history as CSV beside it (r.csv); scripts/plot_training.sh draws it.
+// and the per-epoch history as CSV beside it (r.csv); scripts/plot_training.sh draws it. Output
+// paths are checked (and missing directories created) before anything is loaded; --help lists
+// every flag with its default.
 // --save DIR writes every tensor as DIR/<index>.<name>.npy (the keys of PyTorch's nn.Sequential
 // state_dict, PyTorch layouts; see docs/getting-started.md); --load DIR starts from such a
 // directory instead of a random initialisation (with --epochs 0 it only evaluates).
 #include <edgescale/data/dataset.hpp>
 #include <edgescale/data/fashion_mnist.hpp>
-#include <edgescale/data/npy.hpp>
+#include <edgescale/data/parameter_file.hpp>
 #include <edgescale/nn.hpp>
 
+#include "common/cli.hpp"
+#include "common/instances.hpp"
+#include "common/json.hpp"
+#include "common/paths.hpp"
 #include "networks.hpp"
 
 #include <chrono>
@@ -39,58 +45,40 @@ struct Options {
   double lr = 0.05;
 };
 
-[[noreturn]] void usage(const std::string& problem) {
-  std::cerr << "train: " << problem << "\n"
-            << "usage: train --net mlp|lenet5 --epochs N --seed S --out r.json [--save DIR] "
-               "[--load DIR] [--batch B] [--lr LR] [--data DIR]\n";
-  std::exit(2);
-}
-
 Options parse(int argc, char** argv) {
   Options o;
-  for (int i = 1; i < argc; ++i) {
-    const std::string flag = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc)
-        usage(flag + " needs a value");
-      return argv[++i];
-    };
-    try {
-      if (flag == "--net")
-        o.net = value();
-      else if (flag == "--epochs")
-        o.epochs = std::stoi(value());
-      else if (flag == "--seed")
-        o.seed = std::stoull(value());
-      else if (flag == "--out")
-        o.out = value();
-      else if (flag == "--save")
-        o.save = value();
-      else if (flag == "--load")
-        o.load = value();
-      else if (flag == "--data")
-        o.data = value();
-      else if (flag == "--batch")
-        o.batch = std::stol(value());
-      else if (flag == "--lr")
-        o.lr = std::stod(value());
-      else if (flag == "--help" || flag == "-h")
-        usage("help");
-      else
-        usage("unknown flag " + flag);
-    } catch (const std::logic_error&) {
-      usage("bad value for " + flag);
-    }
-  }
-  if (o.net != "mlp" && o.net != "lenet5")
-    usage("--net must be mlp or lenet5");
-  if (o.epochs < 0)
-    usage("--epochs must be >= 0");
-  if (o.batch <= 0)
-    usage("--batch must be positive");
-  if (!(o.lr > 0))
-    usage("--lr must be positive");
+  examples::cli::Parser cli(
+      "train", "Trains LeNet-300-100 or LeNet-5 on Fashion-MNIST and reports the test accuracy.");
+  cli.option("--net", o.net, "NET", "the network: LeNet-300-100 (mlp) or LeNet-5 (lenet5)")
+      .choices("mlp|lenet5");
+  cli.option("--epochs", o.epochs, "N", "training epochs; 0 only evaluates");
+  cli.option("--seed", o.seed, "S", "seed of every random stream (initialisation, shuffling)");
+  cli.option("--out", o.out, "r.json", "results as JSON, and the history as CSV beside it (r.csv)");
+  cli.option("--save", o.save, "DIR", "save the trained parameters as DIR/<name>.npy");
+  cli.option("--load", o.load, "DIR", "start from parameters saved with --save");
+  cli.option("--batch", o.batch, "B", "mini-batch size");
+  cli.option("--lr", o.lr, "LR", "base learning rate (cosine schedule, SGD with Nesterov 0.9)");
+  o.data = data::default_fashion_mnist_dir().string();  // $EDGESCALE_FASHION_MNIST_DIR or Debian's
+  cli.option("--data", o.data, "DIR", "Fashion-MNIST directory");
+  cli.parse(argc, argv);
+  cli.require(o.epochs >= 0, "--epochs must be >= 0");
+  cli.require(o.batch > 0, "--batch must be positive");
+  cli.require(o.lr > 0, "--lr must be positive");
   return o;
+}
+
+/// Fails now, not after training, when an output cannot be written or --load is missing.
+void check_paths(const Options& o) {
+  if (std::filesystem::path(o.out).extension() == ".csv") {
+    throw error("--out '" + o.out + "': the CSV history is written beside it as .csv; name the " +
+                "JSON file otherwise (r.json)");
+  }
+  examples::check_output_file(o.out, "--out");
+  if (!o.out.empty()) {
+    examples::check_output_file(std::filesystem::path(o.out).replace_extension(".csv"), "--out");
+  }
+  examples::check_output_dir(o.save, "--save");
+  examples::check_input_dir(o.load, "--load");
 }
 
 template <class Net>
@@ -135,18 +123,21 @@ int run(const Options& o, const std::string& net_name) {
 
   if (!o.out.empty()) {
     std::ofstream json(o.out);
-    json.precision(10);
-    json << "{\"net\": \"" << o.net << "\", \"epochs\": " << o.epochs << ", \"seed\": " << o.seed
-         << ", \"test_accuracy\": " << accuracy << ", \"train_seconds\": " << seconds
-         << ", \"history\": [";
-    for (std::size_t i = 0; i < history.size(); ++i) {
-      const auto& h = history[i];
-      json << (i ? ", " : "") << "{\"epoch\": " << h.epoch + 1
-           << ", \"learning_rate\": " << h.learning_rate << ", \"train_loss\": " << h.train_loss
-           << ", \"train_accuracy\": " << h.train_accuracy << ", \"test_loss\": " << h.test.loss
-           << ", \"test_accuracy\": " << h.test.accuracy << ", \"seconds\": " << h.seconds << "}";
+    examples::json::Writer j(json);
+    j.begin_object();
+    j.field("net", o.net).field("epochs", o.epochs).field("seed", o.seed);
+    j.field("test_accuracy", accuracy).field("train_seconds", seconds);
+    j.key("history").begin_array();
+    for (const auto& h : history) {
+      j.begin_object();
+      j.field("epoch", h.epoch + 1).field("learning_rate", h.learning_rate);
+      j.field("train_loss", h.train_loss).field("train_accuracy", h.train_accuracy);
+      j.field("test_loss", h.test.loss).field("test_accuracy", h.test.accuracy);
+      j.field("seconds", h.seconds);
+      j.end_object();
     }
-    json << "]}\n";
+    j.end_array();
+    j.end_object();
     if (!json)
       throw error("cannot write " + o.out);
     // The same history as CSV beside it, for plotting (scripts/plot_training.sh).
@@ -174,6 +165,7 @@ int run(const Options& o, const std::string& net_name) {
 int main(int argc, char** argv) {
   const Options o = parse(argc, argv);
   try {
+    check_paths(o);
     if (o.net == "mlp")
       return run<examples::LeNet300100<>>(o, "LeNet-300-100");
     return run<examples::LeNet5<>>(o, "LeNet-5");

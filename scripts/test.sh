@@ -1,28 +1,58 @@
 #!/usr/bin/env bash
 # Builds and runs every test edgescale has, the way CI does (.ci/run):
 #   1. g++     Debug (-O1), warnings as errors, tests + examples, ctest    build/test-gcc
+#      for the compiler's default target (x86-64: SSE2)
 #   2. clang++ Debug (-O1), warnings as errors, tests + examples, ctest    build/test-clang
-#   3. clang++ with AddressSanitizer + UBSan, unit tests only               build/test-asan
+#      for x86-64-v3 (AVX2, FMA) when this CPU has it, else the default target
+#   3. compile only, other instruction sets: g++ Release (-O3, what the demo builds), warnings
+#      as errors, never run (this CPU may lack them):
+#        x86-64-v4 (AVX-512): tests + examples                            build/isa-x86-64-v4
+#        x86-64-v2 (SSE4.2):  every header alone + examples               build/isa-x86-64-v2
+#      (about 3 and 1.5 minutes on two cores with a cold ccache; the whole run about 18)
+#   4. clang++ with AddressSanitizer + UBSan, unit tests only               build/test-asan
 # Debug info is line tables only (-g1): enough for sanitizer reports and backtraces, and a good
 # part less compile time than -g.
+# The instruction sets are named (-march=x86-64-v3, never native), so a ccache shared between
+# machines stays correct, and the first lines and the summary say which CPU ran the tests and
+# which instruction sets were compiled only.
 # A failing stage does not stop the next one (so one run shows every failure); the script exits
 # non-zero when any stage failed, and prints the time of each.
 #
 # Environment knobs:
 #   EDGESCALE_JOBS=N               parallel compile and test jobs (default: nproc)
-#   EDGESCALE_TEST_BUDGET=SECONDS  the whole run should fit in this (default 1800); the sanitizer
-#                                  stage is skipped, with a message, when it would not fit
+#   EDGESCALE_TEST_BUDGET=SECONDS  the whole run should fit in this (default 1200: CI's 20
+#                                  minutes); the sanitizer stage is skipped, with a message, when
+#                                  it would not fit
 #   EDGESCALE_SANITIZE_STAGE=0     skip the sanitizer stage
+#   EDGESCALE_ISA_STAGE=0          skip the compile-only instruction-set stages
 #   EDGESCALE_SKIP_DEPS=1          do not run scripts/install-deps.sh
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 jobs=${EDGESCALE_JOBS:-$(nproc)}
-budget=${EDGESCALE_TEST_BUDGET:-1800}
+budget=${EDGESCALE_TEST_BUDGET:-1200}
 # ccache hits across checkouts (CI builds a fresh clone in another folder): paths relative to the
 # repository, and the working directory kept out of the hash of -g compilations.
 export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$PWD}
 export CCACHE_NOHASHDIR=${CCACHE_NOHASHDIR:-1}
+
+# Which CPU runs the tests, and which instruction sets it has.
+cpu_model=$(grep -m1 '^model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2- | sed 's/^ *//' || true)
+cpu_flags=" $(grep -m1 '^flags' /proc/cpuinfo 2>/dev/null | cut -d: -f2-) "
+has_flag() { [[ $cpu_flags == *" $1 "* ]]; }
+yes_no() { if has_flag "$1"; then echo "$1 yes"; else echo "$1 no"; fi; }
+cpu_line="${cpu_model:-$(uname -m)} ($(nproc) cores): $(yes_no avx2), $(yes_no fma), $(yes_no avx512f), $(yes_no avx512_vnni)"
+# x86-64-v3 is AVX2, FMA, BMI1/2, F16C, LZCNT and MOVBE (x86-64 psABI).
+clang_arch=""
+if [[ $(uname -m) == x86_64 ]]; then
+  clang_arch=x86-64-v3
+  for f in avx2 fma bmi1 bmi2 f16c abm movbe; do
+    has_flag "$f" || clang_arch=""
+  done
+fi
+ran_isas=()
+compiled_only_isas=()
+echo "test.sh: CPU $cpu_line"
 
 run_start=$SECONDS
 stage_lines=()
@@ -39,6 +69,24 @@ report() {
   done
   printf '  %-40s %5d s\n' "total" $((SECONDS - run_start))
   echo "tests: $passed_total passed, $failed_total failed"
+  echo "CPU that ran the tests: $cpu_line"
+  echo "instruction sets run: $(join "${ran_isas[@]}")"
+  echo "instruction sets compiled only: $(join "${compiled_only_isas[@]}")"
+}
+
+# join ITEMS...: "a; b; c", or "none".
+join() {
+  if [[ $# -eq 0 ]]; then
+    echo none
+    return
+  fi
+  local out=$1
+  shift
+  local item
+  for item in "$@"; do
+    out+="; $item"
+  done
+  echo "$out"
 }
 trap report EXIT
 
@@ -58,7 +106,8 @@ stage() {
   fi
 }
 
-# build DIR CXX [CMAKE ARGS...]: configures (Debug, warnings as errors) and builds.
+# build DIR CXX [CMAKE ARGS...]: configures (Debug unless the arguments say otherwise, warnings
+# as errors) and builds; BUILD_TARGETS="a b" builds only those targets.
 build() {
   local dir=$1 cxx=$2
   shift 2
@@ -70,9 +119,25 @@ build() {
     echo "test.sh: $dir was configured with another compiler; configuring it afresh"
     rm -rf "$dir"
   fi
+  local targets=()
+  if [[ -n ${BUILD_TARGETS:-} ]]; then
+    read -r -a targets <<<"$BUILD_TARGETS"
+    targets=(--target "${targets[@]}")
+  fi
   cmake -S . -B "$dir" -G Ninja -DCMAKE_CXX_COMPILER="$cxx_path" -DCMAKE_BUILD_TYPE=Debug \
     -DCMAKE_CXX_FLAGS_DEBUG=-g1 -DEDGESCALE_WERROR=ON "$@" &&
-    cmake --build "$dir" -j "$jobs"
+    cmake --build "$dir" -j "$jobs" "${targets[@]}"
+}
+
+# describe_isa ARCH: how the summary names it.
+describe_isa() {
+  case "$1" in
+    "") echo "x86-64 (SSE2, the default target)" ;;
+    x86-64-v2) echo "x86-64-v2 (SSE4.2)" ;;
+    x86-64-v3) echo "x86-64-v3 (AVX2, FMA)" ;;
+    x86-64-v4) echo "x86-64-v4 (AVX-512)" ;;
+    *) echo "$1" ;;
+  esac
 }
 
 # ctest, its summary counted into the totals; fails when a test fails or none ran.
@@ -96,24 +161,64 @@ if [[ "${EDGESCALE_SKIP_DEPS:-0}" != 1 ]]; then
   stage "dependencies (install-deps.sh)" scripts/install-deps.sh || exit 1
 fi
 
+# The tests and examples CI runs are built for named targets, not for native: see the top.
 gcc_secs=0
 if stage "g++: configure + build" build build/test-gcc g++ \
-  -DEDGESCALE_BUILD_TESTS=ON -DEDGESCALE_BUILD_EXAMPLES=ON; then
+  -DEDGESCALE_ARCH= -DEDGESCALE_TEST_ARCH= -DEDGESCALE_BUILD_TESTS=ON -DEDGESCALE_BUILD_EXAMPLES=ON
+then
   gcc_secs=$last_stage_secs
-  stage "g++: ctest" run_ctest build/test-gcc || true
+  if stage "g++: ctest" run_ctest build/test-gcc; then
+    ran_isas+=("g++: $(describe_isa "")")
+  fi
   gcc_secs=$((gcc_secs + last_stage_secs))
 fi
 
-if stage "clang++: configure + build" build build/test-clang clang++ \
+clang_name="clang++${clang_arch:+ $clang_arch}"
+if stage "$clang_name: configure + build" build build/test-clang clang++ \
+  -DEDGESCALE_ARCH="$clang_arch" -DEDGESCALE_TEST_ARCH="$clang_arch" \
   -DEDGESCALE_BUILD_TESTS=ON -DEDGESCALE_BUILD_EXAMPLES=ON; then
-  stage "clang++: ctest" run_ctest build/test-clang || true
+  if stage "$clang_name: ctest" run_ctest build/test-clang; then
+    ran_isas+=("clang++: $(describe_isa "$clang_arch")")
+  fi
+fi
+
+# Instruction sets this CPU may not run, compiled only: a Release build (the demo's -O3, where
+# g++ warns most) with warnings as errors. x86-64-v4 stands for -march=native on an AVX-512
+# machine, whose g++ 12 warnings inside Eigen's AVX-512 code once broke such builds
+# (core/eigen.hpp); x86-64-v2 for the oldest CPUs still common.
+# The x86-64-v4 build leaves out the header-alone objects: they instantiate next to nothing, so
+# an instruction set's warnings (which come from instantiated code) show in the tests and
+# examples, and whether a header compiles alone does not depend on the instruction set; the
+# x86-64-v2 build compiles every header alone and the examples.
+# isa_stage ARCH WHAT [CMAKE ARGS...]: configures build/isa-ARCH and builds it (BUILD_TARGETS).
+isa_stage() {
+  local arch=$1 what=$2
+  shift 2
+  if stage "g++ $arch: build only (Release)" build "build/isa-$arch" g++ \
+    -DCMAKE_BUILD_TYPE=Release -DEDGESCALE_ARCH="$arch" -DEDGESCALE_TEST_ARCH="$arch" \
+    -DEDGESCALE_BUILD_TESTS=ON -DEDGESCALE_BUILD_EXAMPLES=ON "$@"; then
+    compiled_only_isas+=("g++ Release, $what: $(describe_isa "$arch")")
+  fi
+}
+if [[ "${EDGESCALE_ISA_STAGE:-1}" == 0 ]]; then
+  echo
+  echo "==== instruction sets: skipped (EDGESCALE_ISA_STAGE=0) ===="
+  stage_lines+=("instruction sets: skipped (EDGESCALE_ISA_STAGE=0)")
+elif [[ $(uname -m) != x86_64 ]]; then
+  echo
+  echo "==== instruction sets: skipped (not an x86-64 machine) ===="
+  stage_lines+=("instruction sets: skipped (not x86-64)")
+else
+  isa_stage x86-64-v4 "tests + examples" -DEDGESCALE_TEST_HEADERS=OFF
+  BUILD_TARGETS="edgescale_headers_alone train" isa_stage x86-64-v2 "every header alone + examples"
 fi
 
 # The sanitizer stage rebuilds the unit tests only (no examples, no header objects) and runs them
 # without the package, failtest, header and slow tests, which sanitizers add nothing to. It costs
-# about what the g++ stage did; it is skipped when that would break the budget.
+# about one and a half times what the g++ stage did; it is skipped when that would break the
+# budget.
 elapsed=$((SECONDS - run_start))
-estimate=$((gcc_secs * 6 / 5))
+estimate=$((gcc_secs * 3 / 2))
 if [[ "${EDGESCALE_SANITIZE_STAGE:-1}" == 0 ]]; then
   echo
   echo "==== sanitizers: skipped (EDGESCALE_SANITIZE_STAGE=0) ===="

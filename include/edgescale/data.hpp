@@ -6,3 +6,4 @@
 #include <edgescale/data/dataset.hpp>
 #include <edgescale/data/idx.hpp>
 #include <edgescale/data/npy.hpp>
+#include <edgescale/data/parameter_file.hpp>

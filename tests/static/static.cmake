@@ -89,14 +89,14 @@ int main() {
 }
 ]=] @ONLY)
   add_executable(edgescale_headers_alone "${_es_main}")
-  target_link_libraries(edgescale_headers_alone PRIVATE edgescale_dev_options)
+  target_link_libraries(edgescale_headers_alone PRIVATE edgescale_test_options)
   foreach(group IN LISTS _es_groups)
     if(NOT _es_group_${group}_sources)
       continue()
     endif()
     add_library(edgescale_headers_${group} OBJECT ${_es_group_${group}_sources})
     target_link_libraries(edgescale_headers_${group} PRIVATE
-      edgescale::edgescale edgescale_dev_options ${_es_group_${group}_libs})
+      edgescale::edgescale edgescale_test_options ${_es_group_${group}_libs})
     target_include_directories(edgescale_headers_${group} PRIVATE "${CMAKE_CURRENT_SOURCE_DIR}")
     # Nothing here is ever debugged: no debug info, which is a good part of the compile time.
     target_compile_options(edgescale_headers_${group} PRIVATE -g0)

@@ -9,7 +9,7 @@
 // Eigen product instantiations, which keeps compile time and memory low (docs/results/nn.md).
 #pragma once
 
-#include <Eigen/Core>
+#include <edgescale/core/eigen.hpp>
 
 #include <array>
 #include <cstddef>

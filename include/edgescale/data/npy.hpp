@@ -1,4 +1,4 @@
-// edgescale/data/npy.hpp — NumPy .npy arrays and whole-network parameter files.
+// edgescale/data/npy.hpp — NumPy .npy arrays.
 //
 // The .npy format (numpy.lib.format, NEP 1): the magic "\x93NUMPY", a major and a minor version
 // byte, the header length (uint16 little-endian in version 1.0, uint32 in 2.0 and 3.0), then an
@@ -14,6 +14,9 @@
 //     (finite, integral, in range), otherwise format_error (no silent wrap or truncation);
 //   - integer -> floating: the nearest value of T;
 //   - double -> float: rounded to nearest; beyond float's range it becomes +-inf, as in NumPy.
+// Values of another dtype than T are widened first, without loss, into double (floating dtypes)
+// or int64_t (integer dtypes) by one non-template reader, so each T a program reads compiles two
+// conversions rather than one per dtype.
 // The header is parsed by a small recursive-descent parser that accepts only the three keys above
 // (as numpy does); its length is capped at npy_max_header_bytes and the declared data size is
 // checked against the bytes left in a seekable stream before anything is allocated.
@@ -22,16 +25,9 @@
 // 1.0, or 2.0 when the header does not fit 64 KiB, keys sorted, spare spaces for the first axis to
 // grow, 64-byte alignment, fortran_order False, little-endian.
 //
-// Parameter files (save_parameters / load_parameters): one .npy per tensor of a network,
-//     DIR/<qualified name>.npy      e.g. DIR/0.weight.npy, DIR/0.bias.npy, DIR/1.running_mean.npy
-// holding Parameter::value with Parameter::shape, in the network's scalar type. The qualified names
-// are the keys of a PyTorch nn.Sequential state_dict, so
-//     net.load_state_dict({k: torch.from_numpy(np.load(f"{DIR}/{k}.npy")) for k in keys})
-// moves the weights into PyTorch and np.save(f"{DIR}/{k}.npy", v.numpy()) moves them back.
-// Gradients and pruning masks are not saved; loading leaves masks as they are.
+// Whole-network parameter files, one .npy per tensor, are in data/parameter_file.hpp.
 #pragma once
 
-#include <edgescale/core/concepts.hpp>
 #include <edgescale/core/error.hpp>
 #include <edgescale/core/tensor.hpp>
 #include <edgescale/data/detail/stream.hpp>
@@ -48,7 +44,6 @@
 #include <limits>
 #include <optional>
 #include <ostream>
-#include <set>
 #include <span>
 #include <string>
 #include <string_view>
@@ -335,24 +330,25 @@ void npy_to_little_endian(std::span<V> values) {
   }
 }
 
-/// One value of dtype `From` as a `To`, by the rules at the top of this file.
+/// One value of a wide type (double, or int64_t) as a `To`, by the rules at the top of this file;
+/// false when it does not convert exactly to an integer `To`.
 template <class To, class From>
-std::optional<To> npy_convert(From v) {
+bool npy_convert(From v, To& out) {
   if constexpr (std::same_as<To, From>) {
-    return v;
+    out = v;
   } else if constexpr (std::integral<To> && std::integral<From>) {
     if (!std::in_range<To>(v)) {
-      return std::nullopt;
+      return false;
     }
-    return static_cast<To>(v);
+    out = static_cast<To>(v);
   } else if constexpr (std::integral<To>) {  // floating -> integer
     // [min, max + 1) of To, both powers of two (or 0) and so exact in any floating type.
     const auto lo = static_cast<From>(std::numeric_limits<To>::min());
     const From hi = From(2) * static_cast<From>(std::numeric_limits<To>::max() / 2 + 1);
     if (!std::isfinite(v) || std::trunc(v) != v || v < lo || v >= hi) {
-      return std::nullopt;
+      return false;
     }
-    return static_cast<To>(v);
+    out = static_cast<To>(v);
   } else if constexpr (std::same_as<To, float> && std::same_as<From, double>) {
     // Converting a double beyond float's range is undefined in C++; IEEE rounds it to FLT_MAX
     // below the midpoint FLT_MAX + ulp/2 = (2 - 2^-24) 2^127 and to infinity from there on.
@@ -361,46 +357,124 @@ std::optional<To> npy_convert(From v) {
       const double midpoint = max + std::ldexp(1.0, 103);
       const float r = std::abs(v) >= midpoint ? std::numeric_limits<float>::infinity()
                                               : std::numeric_limits<float>::max();
-      return v < 0 ? -r : r;
+      out = v < 0 ? -r : r;
+    } else {
+      out = static_cast<float>(v);
     }
-    return static_cast<float>(v);
-  } else {  // integer or float -> floating of at least the range
-    return static_cast<To>(v);
+  } else {  // integer or floating -> floating of at least the range
+    out = static_cast<To>(v);
   }
+  return true;
 }
 
-/// Reads `count` values stored as `From` and converts them to `To`.
-template <class To, class From>
-std::vector<To> npy_read_values(std::istream& in, std::string_view name, std::uint64_t count,
-                                NpyDtype dtype) {
-  auto truncated = [&](std::uint64_t got) {
-    npy_fail(name, "truncated data: expected " + std::to_string(count) + " values of " +
-                       std::string(npy_descr(dtype)) + " (" + std::to_string(count * sizeof(From)) +
-                       " bytes), found " + std::to_string(got) + " whole values");
-  };
-  if constexpr (std::same_as<To, From>) {
-    std::vector<To> out;
-    if (const std::uint64_t got = append_values(in, out, count); got != count) {
-      truncated(got);
-    }
-    npy_to_little_endian(std::span<To>(out));
-    return out;
+[[noreturn]] inline void npy_truncated(std::string_view name, std::uint64_t count, NpyDtype dtype,
+                                       std::uint64_t got) {
+  npy_fail(name, "truncated data: expected " + std::to_string(count) + " values of " +
+                     std::string(npy_descr(dtype)) + " (" +
+                     std::to_string(count * npy_item_size(dtype)) + " bytes), found " +
+                     std::to_string(got) + " whole values");
+}
+
+/// Reads `count` values stored as `T` (the file's dtype `dtype`), in the machine's byte order.
+template <class T>
+std::vector<T> npy_read_raw(std::istream& in, std::string_view name, std::uint64_t count,
+                            NpyDtype dtype) {
+  std::vector<T> out;
+  if (const std::uint64_t got = append_values(in, out, count); got != count) {
+    npy_truncated(name, count, dtype, got);
+  }
+  npy_to_little_endian(std::span<T>(out));
+  return out;
+}
+
+/// A value of type V stored little-endian at `p`.
+template <class V>
+V npy_load_le(const unsigned char* p) {
+  V v;
+  std::memcpy(&v, p, sizeof(V));
+  npy_to_little_endian(std::span<V>(&v, 1));
+  return v;
+}
+
+/// A file's values widened without loss: floating dtypes into `floating`, integer dtypes into
+/// `integer` (the other stays empty).
+struct NpyWideValues {
+  std::vector<double> floating;
+  std::vector<std::int64_t> integer;
+};
+
+/// Reads `count` values of any dtype, widened. Not a template: every pair of file dtype and
+/// requested type converts through here, so a program compiles this reader once, and each
+/// requested type adds only its two conversions from double and from int64_t (npy_narrow).
+inline NpyWideValues npy_read_wide(std::istream& in, std::string_view name, std::uint64_t count,
+                                   NpyDtype dtype) {
+  const std::size_t item = npy_item_size(dtype);
+  std::vector<unsigned char> bytes;
+  if (const std::uint64_t got = append_values(in, bytes, count * item) / item; got != count) {
+    npy_truncated(name, count, dtype, got);
+  }
+  const unsigned char* p = bytes.data();
+  NpyWideValues wide;
+  if (dtype == NpyDtype::f4 || dtype == NpyDtype::f8) {
+    wide.floating.resize(count);
   } else {
-    std::vector<From> raw;
-    if (const std::uint64_t got = append_values(in, raw, count); got != count) {
-      truncated(got);
+    wide.integer.resize(count);
+  }
+  for (std::size_t i = 0; i < count; ++i, p += item) {
+    switch (dtype) {
+      case NpyDtype::f4:
+        wide.floating[i] = npy_load_le<float>(p);
+        break;
+      case NpyDtype::f8:
+        wide.floating[i] = npy_load_le<double>(p);
+        break;
+      case NpyDtype::i4:
+        wide.integer[i] = npy_load_le<std::int32_t>(p);
+        break;
+      case NpyDtype::i8:
+        wide.integer[i] = npy_load_le<std::int64_t>(p);
+        break;
+      case NpyDtype::u1:
+        wide.integer[i] = *p;
+        break;
     }
-    npy_to_little_endian(std::span<From>(raw));
-    std::vector<To> out(raw.size());
-    for (std::size_t i = 0; i < raw.size(); ++i) {
-      const std::optional<To> v = npy_convert<To>(raw[i]);
-      if (!v) {
-        npy_fail(name, "value " + std::to_string(raw[i]) + " at index " + std::to_string(i) +
-                           " does not convert exactly to the requested integer type");
-      }
-      out[i] = *v;
+  }
+  return wide;
+}
+
+/// Widened values as `To`; format_error naming the first value that does not convert exactly.
+template <class To, class From>
+std::vector<To> npy_narrow(const std::vector<From>& wide, std::string_view name) {
+  std::vector<To> out(wide.size());
+  for (std::size_t i = 0; i < wide.size(); ++i) {
+    if (!npy_convert(wide[i], out[i])) {
+      npy_fail(name, "value " + std::to_string(wide[i]) + " at index " + std::to_string(i) +
+                         " does not convert exactly to the requested integer type");
     }
-    return out;
+  }
+  return out;
+}
+
+/// Reads `count` values of the file's dtype `dtype` as `T`: directly when they are of type T,
+/// otherwise widened (npy_read_wide) and converted.
+template <class T>
+std::vector<T> npy_read_values(std::istream& in, std::string_view name, std::uint64_t count,
+                               NpyDtype dtype) {
+  if (dtype == npy_dtype_of<T>()) {
+    return npy_read_raw<T>(in, name, count, dtype);
+  }
+  NpyWideValues wide = npy_read_wide(in, name, count, dtype);
+  if (dtype == NpyDtype::f4 || dtype == NpyDtype::f8) {
+    if constexpr (std::same_as<T, double>) {
+      return std::move(wide.floating);
+    } else {
+      return npy_narrow<T>(wide.floating, name);
+    }
+  }
+  if constexpr (std::same_as<T, std::int64_t>) {
+    return std::move(wide.integer);
+  } else {
+    return npy_narrow<T>(wide.integer, name);
   }
 }
 
@@ -506,23 +580,7 @@ NpyArray<T> read_npy(std::istream& in, std::string_view name) {
                                std::to_string(*left));
   }
   NpyArray<T> array;
-  switch (header.dtype) {
-    case NpyDtype::f4:
-      array.data = detail::npy_read_values<T, float>(in, name, count, header.dtype);
-      break;
-    case NpyDtype::f8:
-      array.data = detail::npy_read_values<T, double>(in, name, count, header.dtype);
-      break;
-    case NpyDtype::i4:
-      array.data = detail::npy_read_values<T, std::int32_t>(in, name, count, header.dtype);
-      break;
-    case NpyDtype::i8:
-      array.data = detail::npy_read_values<T, std::int64_t>(in, name, count, header.dtype);
-      break;
-    case NpyDtype::u1:
-      array.data = detail::npy_read_values<T, std::uint8_t>(in, name, count, header.dtype);
-      break;
-  }
+  array.data = detail::npy_read_values<T>(in, name, count, header.dtype);
   if (header.fortran_order) {
     array.data = detail::npy_fortran_to_c(array.data, header.shape);
   }
@@ -634,86 +692,6 @@ NpyArray<T> load_npy(const std::filesystem::path& path) {
     detail::npy_fail(path.string(), "trailing data after the array");
   }
   return array;
-}
-
-namespace detail {
-
-/// The file of a tensor: DIR/<qualified name>.npy. Rejects a name that would leave DIR.
-inline std::filesystem::path tensor_file(const std::filesystem::path& dir,
-                                         std::string_view qualified_name) {
-  if (qualified_name.empty() || qualified_name == "." || qualified_name == ".." ||
-      qualified_name.find_first_of(std::string_view("/\\\0", 3)) != std::string_view::npos) {
-    throw argument_error(
-        "tensor name " + quote_name(qualified_name) +
-        " cannot be a file name (empty, '.', '..' or containing a path separator)");
-  }
-  return dir / (std::string(qualified_name) + ".npy");
-}
-
-}  // namespace detail
-
-/// Saves every tensor's values to DIR/<qualified name>.npy (creating DIR; see the top of this
-/// file). Throws argument_error for a name that is not a file name or appears twice, shape_error
-/// for a tensor whose value count does not match its shape, edgescale::error if a file cannot be
-/// written.
-template <NamedTensors Net>
-void save_parameters(const Net& net, const std::filesystem::path& dir) {
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  if (ec) {
-    throw error("cannot create parameter directory " + detail::quote_name(dir.string()) + ": " +
-                ec.message());
-  }
-  std::set<std::string, std::less<>> seen;
-  for_each_tensor(net, [&](std::string_view qualified_name, const auto& tensor) {
-    const std::filesystem::path file = detail::tensor_file(dir, qualified_name);
-    if (!seen.emplace(qualified_name).second) {
-      throw argument_error("tensor name " + detail::quote_name(qualified_name) +
-                           " appears twice in the network");
-    }
-    if (shape_size(tensor.shape) != tensor.value.size()) {
-      throw shape_error("tensor " + detail::quote_name(qualified_name) + " has " +
-                        std::to_string(tensor.value.size()) + " values but shape " +
-                        detail::npy_shape_repr(tensor.shape));
-    }
-    save_npy(file, tensor.value.data(), std::span<const Index>(tensor.shape));
-  });
-}
-
-/// Loads every tensor's values from DIR/<qualified name>.npy. All files are read and checked
-/// before any tensor is assigned, so on any error the network is left unchanged. Throws
-/// shape_error naming the tensor and the file when a stored shape differs from the tensor's,
-/// format_error for a corrupt file and edgescale::error for a missing one. Files in DIR that match
-/// no tensor are ignored; masks and gradients are left as they are.
-template <NamedTensors Net>
-void load_parameters(Net& net, const std::filesystem::path& dir) {
-  // Pass 1 reads and checks every file; pass 2 assigns, visiting the tensors in the same order.
-  using Scalar = typename Net::scalar_type;
-  std::vector<std::vector<Scalar>> loaded;
-  for_each_tensor(net, [&](std::string_view qualified_name, const auto& tensor) {
-    const std::filesystem::path file = detail::tensor_file(dir, qualified_name);
-    const std::string prefix = "tensor " + detail::quote_name(qualified_name) + ": ";
-    NpyArray<Scalar> stored;
-    try {
-      stored = load_npy<Scalar>(file);
-    } catch (const format_error& e) {
-      throw format_error(prefix + e.what());
-    } catch (const error& e) {
-      throw error(prefix + e.what());
-    }
-    if (stored.shape != tensor.shape) {
-      throw shape_error(prefix + "file " + detail::quote_name(file.string()) + " has shape " +
-                        detail::npy_shape_repr(stored.shape) + " but the network expects " +
-                        detail::npy_shape_repr(tensor.shape));
-    }
-    loaded.push_back(std::move(stored.data));
-  });
-  std::size_t i = 0;
-  for_each_tensor(net, [&](std::string_view, auto& tensor) {
-    const std::vector<Scalar>& values = loaded[i++];
-    tensor.value =
-        Eigen::Map<const Vector<Scalar>>(values.data(), static_cast<Index>(values.size()));
-  });
 }
 
 }  // namespace edgescale::data

@@ -112,6 +112,40 @@ Matrix<double> naive_conv(const L& layer, const Matrix<double>& x, int stride, i
   return y;
 }
 
+/// Direct weight gradient: dW[o, c, ky, kx] = Σ_{n, oy, ox} dy[o, oy, ox] · x[c, oy·S − P + ky,
+/// ox·S − P + kx] (0 outside the image).
+template <class L>
+Vector<double> naive_weight_gradient(const Matrix<double>& x, const Matrix<double>& dy, int k,
+                                     int stride, int pad) {
+  using In = typename L::input_shape;
+  using Out = typename L::output_shape;
+  constexpr int cin = In::dims[0], h = In::dims[1], w = In::dims[2];
+  constexpr int cout = Out::dims[0], ho = Out::dims[1], wo = Out::dims[2];
+  Vector<double> dw = Vector<double>::Zero(Index{cout} * cin * k * k);
+  for (Index n = 0; n < x.cols(); ++n) {
+    for (int o = 0; o < cout; ++o) {
+      for (int c = 0; c < cin; ++c) {
+        for (int ky = 0; ky < k; ++ky) {
+          for (int kx = 0; kx < k; ++kx) {
+            double sum = 0;
+            for (int oy = 0; oy < ho; ++oy) {
+              for (int ox = 0; ox < wo; ++ox) {
+                const int iy = oy * stride - pad + ky;
+                const int ix = ox * stride - pad + kx;
+                if (iy < 0 || iy >= h || ix < 0 || ix >= w)
+                  continue;
+                sum += dy((o * ho + oy) * wo + ox, n) * x((c * h + iy) * w + ix, n);
+              }
+            }
+            dw[((o * cin + c) * k + ky) * k + kx] += sum;
+          }
+        }
+      }
+    }
+  }
+  return dw;
+}
+
 /// Direct pooling: max (first maximum wins) or mean of each window.
 template <class In, class Out>
 Matrix<double> naive_pool(const Matrix<double>& x, int k, int stride, bool max) {
@@ -231,6 +265,48 @@ TEST_CASE("Conv2D batches: sample results do not depend on the batch") {
     const Matrix<double> single = conv.forward(ConstBatchView<double>(x.col(n).data(), 50, 1));
     CHECK((single.col(0) - batched.col(n)).norm() < 1e-12);
   }
+}
+
+// Conv2D keeps one sample's unfolded patches (colT_n) and unfolds the others again in backward,
+// last sample first; im2col reads a zero-padded copy when P > 0 and the sample itself when P = 0,
+// with contiguous row copies when S = 1. Every path, against the direct weight gradient, whatever
+// the order of calls: backward, backward_parameters again, then a forward at another batch size.
+TEST_CASE_TEMPLATE("Conv2D weight gradients match a direct sum in any order of calls", C,
+                   ConvLeNet1, ConvPlain, ConvStridePad, ConvStrideNoBias, ConvWidePad,
+                   ConvPointwiseStride) {
+  using Spec = typename C::spec;
+  using In = typename C::input;
+  using L = typename Spec::template layer<double, In>;
+  Rng rng = make_stream(25, "conv-order");
+  L conv;
+  randomize(conv, rng);
+  const int k = static_cast<int>(conv.parameters()[0].shape[2]);
+  auto weight_grad = [&] { return conv.parameters()[0].grad; };
+  auto zero = [&] {
+    for (auto& p : conv.parameters())
+      p.zero_grad();
+  };
+
+  const Matrix<double> x = test::random_batch(In::size, 4, rng);
+  const Matrix<double> dy = test::random_batch(L::output_shape::size, 4, rng);
+  const Vector<double> expected = naive_weight_gradient<L>(x, dy, k, Spec::stride, Spec::padding);
+  const double tolerance = 1e-12 * (1 + expected.norm());
+  conv.forward(ConstBatchView<double>(x.data(), x.rows(), x.cols()));
+  zero();
+  conv.backward(ConstBatchView<double>(dy.data(), dy.rows(), dy.cols()));
+  CHECK((weight_grad() - expected).norm() < tolerance);
+  zero();  // the kept patches are now sample 0's
+  conv.backward_parameters(ConstBatchView<double>(dy.data(), dy.rows(), dy.cols()));
+  CHECK((weight_grad() - expected).norm() < tolerance);
+
+  const Matrix<double> x2 = test::random_batch(In::size, 2, rng);
+  const Matrix<double> dy2 = test::random_batch(L::output_shape::size, 2, rng);
+  conv.forward(ConstBatchView<double>(x2.data(), x2.rows(), x2.cols()));
+  zero();
+  conv.backward_parameters(ConstBatchView<double>(dy2.data(), dy2.rows(), dy2.cols()));
+  const Vector<double> expected2 =
+      naive_weight_gradient<L>(x2, dy2, k, Spec::stride, Spec::padding);
+  CHECK((weight_grad() - expected2).norm() < 1e-12 * (1 + expected2.norm()));
 }
 
 TEST_CASE("Conv2D in float agrees with double") {

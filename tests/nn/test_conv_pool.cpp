@@ -391,6 +391,69 @@ TEST_CASE("MaxPool2D: the first maximum of a window takes the gradient; NaN prop
   CHECK(y2(1) == 5.0);
 }
 
+// MaxPool2D has two backward paths: windows that tile the input (S = K, H and W multiples of K)
+// write each input gradient once; otherwise dx is zeroed and each dy added at its maximum. Both,
+// and forward, against a sequential scan of each window in row-major order (a value replaces the
+// best so far when greater or NaN: the first maximum wins ties, the last NaN wins), on inputs
+// full of ties and NaNs.
+using MaxPoolTiles = Case<nn::MaxPool2D<2>, Shape<3, 8, 6>>;
+using MaxPoolTiles3 = Case<nn::MaxPool2D<3>, Shape<2, 9, 6>>;
+using MaxPoolGap = Case<nn::MaxPool2D<2, 3>, Shape<2, 8, 7>>;
+TEST_CASE_TEMPLATE("MaxPool2D equals a sequential scan with ties and NaNs", C, MaxPoolTiles,
+                   MaxPoolTiles3, MaxPool2Odd, MaxPoolOverlap, MaxPoolStride1, MaxPoolGap) {
+  using Spec = typename C::spec;
+  using In = typename C::input;
+  using L = typename Spec::template layer<double, In>;
+  using Out = typename L::output_shape;
+  constexpr int k = pool_params<Spec>::kernel, stride = pool_params<Spec>::stride;
+  constexpr int ch = In::dims[0], h = In::dims[1], w = In::dims[2];
+  constexpr int ho = Out::dims[1], wo = Out::dims[2];
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  Rng rng = make_stream(32, "pool-ties");
+  const Index batch = 3;
+  Matrix<double> x(In::size, batch);
+  for (Index i = 0; i < x.size(); ++i) {
+    const auto draw = uniform_index(rng, 20);
+    x(i) = draw == 0 ? nan : static_cast<double>(draw % 3);  // 0, 1, 2 and 5 % NaN
+  }
+  const Matrix<double> dy = test::random_batch(Out::size, batch, rng);
+
+  Matrix<double> y_expected(Out::size, batch);
+  Matrix<double> dx_expected = Matrix<double>::Zero(In::size, batch);
+  for (Index n = 0; n < batch; ++n) {
+    for (int c = 0; c < ch; ++c) {
+      for (int oy = 0; oy < ho; ++oy) {
+        for (int ox = 0; ox < wo; ++ox) {
+          Index best = (c * h + oy * stride) * w + ox * stride;
+          for (int ky = 0; ky < k; ++ky) {
+            for (int kx = 0; kx < k; ++kx) {
+              const Index i = (c * h + oy * stride + ky) * w + ox * stride + kx;
+              if (x(i, n) > x(best, n) || std::isnan(x(i, n)))
+                best = i;
+            }
+          }
+          const Index o = (c * ho + oy) * wo + ox;
+          y_expected(o, n) = x(best, n);
+          dx_expected(best, n) += dy(o, n);
+        }
+      }
+    }
+  }
+
+  L pool;
+  const Matrix<double> y = pool.forward(ConstBatchView<double>(x.data(), x.rows(), x.cols()));
+  const Matrix<double> dx = pool.backward(ConstBatchView<double>(dy.data(), dy.rows(), batch));
+  REQUIRE(y.rows() == Out::size);
+  CHECK(y_expected.hasNaN());  // the draw did produce NaN maxima
+  for (Index i = 0; i < y.size(); ++i) {
+    INFO("output " << i);
+    CHECK(std::isnan(y(i)) == std::isnan(y_expected(i)));
+    if (!std::isnan(y_expected(i)))
+      CHECK(y(i) == y_expected(i));
+  }
+  CHECK(dx == dx_expected);
+}
+
 TEST_CASE("overlapping max windows add their gradients") {
   nn::MaxPool2D<2, 1>::layer<double, Shape<1, 2, 3>> pool;
   Matrix<double> x(6, 1);

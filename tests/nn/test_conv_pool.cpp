@@ -269,11 +269,14 @@ TEST_CASE("Conv2D batches: sample results do not depend on the batch") {
 
 // Conv2D keeps one sample's unfolded patches (colT_n) and unfolds the others again in backward,
 // last sample first; im2col reads a zero-padded copy when P > 0 and the sample itself when P = 0,
-// with contiguous row copies when S = 1. Every path, against the direct weight gradient, whatever
-// the order of calls: backward, backward_parameters again, then a forward at another batch size.
+// with contiguous row copies when S = 1; with Cout = 6 or 7 the weight gradient is computed with
+// 8 columns (two or one zero). Every path, against the direct weight gradient, whatever the
+// order of calls: backward, backward_parameters again, then a forward at another batch size.
+using ConvSevenOut = Case<nn::Conv2D<2, 7, 3, nn::Pad<1>>, Shape<2, 5, 6>>;
+using ConvPointwiseSix = Case<nn::Conv2D<3, 6, 1>, Shape<3, 4, 5>>;
 TEST_CASE_TEMPLATE("Conv2D weight gradients match a direct sum in any order of calls", C,
                    ConvLeNet1, ConvPlain, ConvStridePad, ConvStrideNoBias, ConvWidePad,
-                   ConvPointwiseStride) {
+                   ConvPointwise, ConvPointwiseStride, ConvSevenOut, ConvPointwiseSix) {
   using Spec = typename C::spec;
   using In = typename C::input;
   using L = typename Spec::template layer<double, In>;

@@ -188,12 +188,28 @@ class Conv2DLayer {
   /// The parameter gradients of backward, without the input gradient.
   void backward_parameters(const ConstBatchView<T>& dy) {
     BatchView<T> dwc(params_[0].grad.data(), patch_size, Cout);
+    if constexpr (grad_columns != Cout) {
+      dy_padded_.resize(pixels * grad_columns);  // the columns past Cout stay zero
+      dw_padded_.assign(patch_size * grad_columns, T(0));
+    }
     // Last sample first: its colT_n is still in col_ from forward.
     for (Index n = batch_ - 1; n >= 0; --n) {
       const ConstBatchView<T> dyn = output_gradient(dy, n);
-      gemm_tn<T>(patches(n), dyn, dwc);
+      if constexpr (grad_columns == Cout) {
+        gemm_tn<T>(patches(n), dyn, dwc);
+      } else {
+        std::copy_n(dyn.data(), pixels * Cout, dy_padded_.data());
+        gemm_tn<T>(patches(n), ConstBatchView<T>(dy_padded_.data(), pixels, grad_columns),
+                   BatchView<T>(dw_padded_.data(), patch_size, grad_columns));
+      }
       if constexpr (Bias) {
         params_[1].grad.noalias() += dyn.colwise().sum().transpose();
+      }
+    }
+    if constexpr (grad_columns != Cout) {
+      T* grad = params_[0].grad.data();
+      for (Index i = 0; i < patch_size * Cout; ++i) {
+        grad[i] += dw_padded_[static_cast<std::size_t>(i)];
       }
     }
   }
@@ -206,6 +222,12 @@ class Conv2DLayer {
 
  private:
   static constexpr bool direct_patches = K == 1 && S == 1 && P == 0;
+  // Eigen's GEMM kernel (3.4) computes 4 columns at a time and the columns left over one by one,
+  // much more slowly: the weight gradient colT_nᵀ dY_n of LeNet-5's first convolution takes
+  // 8.7 µs with Cout = 6 columns and 7.5 µs with 8 (two of them zero). So with 2 or 3 columns
+  // left over, the weight gradient is computed with Cout rounded up to a multiple of 4, from a
+  // copy of dY_n with zero columns, and added in.
+  static constexpr int grad_columns = Cout > 4 && Cout % 4 >= 2 ? (Cout + 3) / 4 * 4 : Cout;
 
   static auto make_parameters() {
     Parameter<T> weight("weight", {Cout, in_channels, K, K}, ParameterRole::weight);
@@ -326,6 +348,8 @@ class Conv2DLayer {
   Workspace<T> grad_in_;        // input gradient
   std::vector<T> padded_;       // P > 0: the sample being unfolded, inside a zero border
   std::vector<T> padded_grad_;  // P > 0: its gradient, before unpad
+  std::vector<T> dy_padded_;    // dY_n with grad_columns columns
+  std::vector<T> dw_padded_;    // the weight gradient with grad_columns columns
   const T* x_ = nullptr;
   Index batch_ = 0;
   Index col_sample_ = -1;

@@ -167,27 +167,29 @@ void ours_train(benchmark::State& state, double flops_per_sample) {
   set_counters(state, batch, flops_per_sample);
 }
 
-/// One piece of our LeNet-300-100 training step, timed alone (the profile of the step, in
-/// docs/results/nn.md): the network is run through one whole step first, so every workspace, the
-/// gradients and the optimizer state are in place; then only `part` repeats. Gradients keep
-/// accumulating and the weights keep moving, which changes no cost (no data-dependent branches,
-/// and the values stay far from overflow and from subnormals over a benchmark's iterations).
+/// One piece of our training step (LeNet-300-100 or LeNet-5), timed alone (the profile of the
+/// step, in docs/results/nn.md): the network is run through one whole step first, so every
+/// workspace, the gradients and the optimizer state are in place; then only `part` repeats.
+/// Gradients keep accumulating and the weights keep moving, which changes no cost (no
+/// data-dependent branches but max pooling's, and the values stay far from overflow and from
+/// subnormals over a benchmark's iterations).
 enum class Part { forward, loss, backward, zero_grad, sgd };
 
-void ours_mlp_part(benchmark::State& state, Part part) {
+template <class Net>
+void ours_part(benchmark::State& state, Part part) {
   const Index batch = state.range(0);
   Rng rng = make_stream(seed, "init");
-  Mlp net{nn::init::kaiming_normal, rng};
+  Net net{nn::init::kaiming_normal, rng};
   nn::Trainer trainer{net};
   nn::SGD opt{{.learning_rate = wl::learning_rate, .momentum = wl::momentum}};
   const nn::SoftmaxCrossEntropy loss;
   Rng data = make_stream(seed, "data");
-  const Matrix<float> x = random_images(wl::mlp_in, batch, data);
+  const Matrix<float> x = random_images(Net::input_shape::size, batch, data);
   const std::vector<std::int32_t> y = random_labels(batch, data);
   const ConstBatchView<float> xv(x.data(), x.rows(), x.cols());
   trainer.step(opt, xv, y);
   trainer.step(opt, xv, y);
-  Matrix<float> grad(wl::mlp_out, batch);
+  Matrix<float> grad(Net::output_shape::size, batch);
   BatchView<float> gv(grad.data(), grad.rows(), grad.cols());
   const ConstBatchView<float> gcv(grad.data(), grad.rows(), grad.cols());
   net.zero_grad();
@@ -401,22 +403,31 @@ void register_all() {
     }
     add(std::string("eigen/") + w.name, w.eigen, w.batches, w.count);
   }
-  // The pieces of our LeNet-300-100 training step, each alone ("parts/mlp_<piece>/<batch>").
-  add(
-      "parts/mlp_forward", [](benchmark::State& s) { ours_mlp_part(s, Part::forward); },
-      wl::mlp_batches, mlp_n);
-  add(
-      "parts/mlp_loss", [](benchmark::State& s) { ours_mlp_part(s, Part::loss); }, wl::mlp_batches,
-      mlp_n);
-  add(
-      "parts/mlp_backward", [](benchmark::State& s) { ours_mlp_part(s, Part::backward); },
-      wl::mlp_batches, mlp_n);
-  add(
-      "parts/mlp_zero_grad", [](benchmark::State& s) { ours_mlp_part(s, Part::zero_grad); },
-      wl::mlp_batches, mlp_n);
-  add(
-      "parts/mlp_sgd", [](benchmark::State& s) { ours_mlp_part(s, Part::sgd); }, wl::mlp_batches,
-      mlp_n);
+  // The pieces of our training steps, each alone ("parts/<net>_<piece>/<batch>").
+  const struct {
+    const char* name;
+    Part part;
+  } pieces[] = {{"forward", Part::forward},
+                {"loss", Part::loss},
+                {"backward", Part::backward},
+                {"zero_grad", Part::zero_grad},
+                {"sgd", Part::sgd}};
+  for (const auto& p : pieces) {
+    auto* b = benchmark::RegisterBenchmark((std::string("parts/mlp_") + p.name).c_str(),
+                                           &ours_part<Mlp>, p.part);
+    for (const int batch : wl::mlp_batches) {
+      b->Arg(batch);
+    }
+    b->MeasureProcessCPUTime()->Unit(benchmark::kMicrosecond);
+  }
+  for (const auto& p : pieces) {
+    auto* b = benchmark::RegisterBenchmark((std::string("parts/lenet5_") + p.name).c_str(),
+                                           &ours_part<LeNet5>, p.part);
+    for (const int batch : wl::lenet_batches) {
+      b->Arg(batch);
+    }
+    b->MeasureProcessCPUTime()->Unit(benchmark::kMicrosecond);
+  }
   // The extension points (issue 5): hooked inference beside the plain rows above, and the
   // ParameterSet traffic of federated rounds.
   add(

@@ -5,7 +5,7 @@
     scripts/bench_table.py build/bench/nn.json --check    # exit 1 when an acceptance bound is missed
 
 Benchmark names are "<impl>/<net>_<mode>/<batch>[/process_time]" with impl ours, torch or eigen
-(bench/workloads.hpp), and parts/mlp_<piece>/<batch> for the pieces of our training step.
+(bench/workloads.hpp), and parts/<net>_<piece>/<batch> for the pieces of our training steps.
 Throughput is samples/s (items_per_second) and times are process CPU time per iteration: the
 median over repetitions when the run has aggregates, else the single run. Standard library only.
 """
@@ -31,6 +31,10 @@ BOUNDS = [
     ("batch-1 inference >= 3x libtorch (LeNet-300-100)", "mlp_forward", 1, "ours", "torch", 3.0),
     ("batch-1 inference >= 3x libtorch (LeNet-5)", "lenet5_forward", 1, "ours", "torch", 3.0),
     ("Dense forward at batch 256 >= 0.8x raw Eigen GEMM (LeNet-300-100)", "mlp_forward", 256, "ours", "eigen", 0.8),
+    ("inference >= 0.85x raw Eigen GEMM at batch 1 (LeNet-5)", "lenet5_forward", 1, "ours", "eigen", 0.85),
+    ("inference >= 0.85x raw Eigen GEMM at batch 32 (LeNet-5)", "lenet5_forward", 32, "ours", "eigen", 0.85),
+    ("training step >= 0.8x raw Eigen GEMM at batch 1 (LeNet-5)", "lenet5_train", 1, "ours", "eigen", 0.8),
+    ("training step >= 0.8x raw Eigen GEMM at batch 32 (LeNet-5)", "lenet5_train", 32, "ours", "eigen", 0.8),
 ]
 
 
@@ -130,31 +134,33 @@ def main():
         den = rates.get((den_impl, workload, batch))
         if num is None or den is None:
             reason = "libtorch not built" if den_impl == "torch" and not have_torch else "not measured"
-            out.append(f"| {description} | — | {required:.1f}× | n/a ({reason}) |")
+            out.append(f"| {description} | — | {required:g}× | n/a ({reason}) |")
             continue
         ratio = num / den
         ok = ratio >= required
         if not ok:
             missed.append(description)
-        out.append(f"| {description} | {ratio:.2f}× | {required:.1f}× | {'yes' if ok else '**no**'} |")
+        out.append(f"| {description} | {ratio:.2f}× | {required:g}× | {'yes' if ok else '**no**'} |")
 
-    part_batches = sorted({key[2] for key in times if key[0] == "parts"})
-    if part_batches:
-        pieces = [("mlp_forward", "forward"), ("mlp_loss", "loss"), ("mlp_backward", "backward"),
-                  ("mlp_zero_grad", "zero_grad"), ("mlp_sgd", "SGD step")]
+    for net, title in (("mlp", "LeNet-300-100"), ("lenet5", "LeNet-5")):
+        part_batches = sorted({key[2] for key in times if key[0] == "parts" and key[1].startswith(net + "_")})
+        if not part_batches:
+            continue
+        pieces = [("forward", "forward"), ("loss", "loss"), ("backward", "backward"),
+                  ("zero_grad", "zero_grad"), ("sgd", "SGD step")]
         out.append("")
-        out.append("Our LeNet-300-100 training step, piece by piece (µs of CPU time per step; each piece "
+        out.append(f"Our {title} training step, piece by piece (µs of CPU time per step; each piece "
                    "timed alone, `parts/...`), beside the whole step and the raw Eigen GEMMs of the step:")
         out.append("")
-        out.append("| batch | " + " | ".join(title for _, title in pieces) +
+        out.append("| batch | " + " | ".join(name for _, name in pieces) +
                    " | sum of pieces | whole step | Eigen GEMMs of the step | libtorch step |")
         out.append("|---:|" + "---:|" * (len(pieces) + 4))
         for batch in part_batches:
-            cells = [times.get(("parts", name, batch)) for name, _ in pieces]
+            cells = [times.get(("parts", f"{net}_{piece}", batch)) for piece, _ in pieces]
             total = sum(c for c in cells if c is not None)
-            whole = times.get(("ours", "mlp_train", batch))
-            gemm = times.get(("eigen", "mlp_train", batch))
-            torch = times.get(("torch", "mlp_train", batch))
+            whole = times.get(("ours", f"{net}_train", batch))
+            gemm = times.get(("eigen", f"{net}_train", batch))
+            torch = times.get(("torch", f"{net}_train", batch))
 
             def us(v):
                 if v is None:

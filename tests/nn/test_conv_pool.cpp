@@ -112,6 +112,40 @@ Matrix<double> naive_conv(const L& layer, const Matrix<double>& x, int stride, i
   return y;
 }
 
+/// Direct weight gradient: dW[o, c, ky, kx] = Σ_{n, oy, ox} dy[o, oy, ox] · x[c, oy·S − P + ky,
+/// ox·S − P + kx] (0 outside the image).
+template <class L>
+Vector<double> naive_weight_gradient(const Matrix<double>& x, const Matrix<double>& dy, int k,
+                                     int stride, int pad) {
+  using In = typename L::input_shape;
+  using Out = typename L::output_shape;
+  constexpr int cin = In::dims[0], h = In::dims[1], w = In::dims[2];
+  constexpr int cout = Out::dims[0], ho = Out::dims[1], wo = Out::dims[2];
+  Vector<double> dw = Vector<double>::Zero(Index{cout} * cin * k * k);
+  for (Index n = 0; n < x.cols(); ++n) {
+    for (int o = 0; o < cout; ++o) {
+      for (int c = 0; c < cin; ++c) {
+        for (int ky = 0; ky < k; ++ky) {
+          for (int kx = 0; kx < k; ++kx) {
+            double sum = 0;
+            for (int oy = 0; oy < ho; ++oy) {
+              for (int ox = 0; ox < wo; ++ox) {
+                const int iy = oy * stride - pad + ky;
+                const int ix = ox * stride - pad + kx;
+                if (iy < 0 || iy >= h || ix < 0 || ix >= w)
+                  continue;
+                sum += dy((o * ho + oy) * wo + ox, n) * x((c * h + iy) * w + ix, n);
+              }
+            }
+            dw[((o * cin + c) * k + ky) * k + kx] += sum;
+          }
+        }
+      }
+    }
+  }
+  return dw;
+}
+
 /// Direct pooling: max (first maximum wins) or mean of each window.
 template <class In, class Out>
 Matrix<double> naive_pool(const Matrix<double>& x, int k, int stride, bool max) {
@@ -233,6 +267,51 @@ TEST_CASE("Conv2D batches: sample results do not depend on the batch") {
   }
 }
 
+// Conv2D keeps one sample's unfolded patches (colT_n) and unfolds the others again in backward,
+// last sample first; im2col reads a zero-padded copy when P > 0 and the sample itself when P = 0,
+// with contiguous row copies when S = 1; with Cout = 6 or 7 the weight gradient is computed with
+// 8 columns (two or one zero). Every path, against the direct weight gradient, whatever the
+// order of calls: backward, backward_parameters again, then a forward at another batch size.
+using ConvSevenOut = Case<nn::Conv2D<2, 7, 3, nn::Pad<1>>, Shape<2, 5, 6>>;
+using ConvPointwiseSix = Case<nn::Conv2D<3, 6, 1>, Shape<3, 4, 5>>;
+TEST_CASE_TEMPLATE("Conv2D weight gradients match a direct sum in any order of calls", C,
+                   ConvLeNet1, ConvPlain, ConvStridePad, ConvStrideNoBias, ConvWidePad,
+                   ConvPointwise, ConvPointwiseStride, ConvSevenOut, ConvPointwiseSix) {
+  using Spec = typename C::spec;
+  using In = typename C::input;
+  using L = typename Spec::template layer<double, In>;
+  Rng rng = make_stream(25, "conv-order");
+  L conv;
+  randomize(conv, rng);
+  const int k = static_cast<int>(conv.parameters()[0].shape[2]);
+  auto weight_grad = [&] { return conv.parameters()[0].grad; };
+  auto zero = [&] {
+    for (auto& p : conv.parameters())
+      p.zero_grad();
+  };
+
+  const Matrix<double> x = test::random_batch(In::size, 4, rng);
+  const Matrix<double> dy = test::random_batch(L::output_shape::size, 4, rng);
+  const Vector<double> expected = naive_weight_gradient<L>(x, dy, k, Spec::stride, Spec::padding);
+  const double tolerance = 1e-12 * (1 + expected.norm());
+  conv.forward(ConstBatchView<double>(x.data(), x.rows(), x.cols()));
+  zero();
+  conv.backward(ConstBatchView<double>(dy.data(), dy.rows(), dy.cols()));
+  CHECK((weight_grad() - expected).norm() < tolerance);
+  zero();  // the kept patches are now sample 0's
+  conv.backward_parameters(ConstBatchView<double>(dy.data(), dy.rows(), dy.cols()));
+  CHECK((weight_grad() - expected).norm() < tolerance);
+
+  const Matrix<double> x2 = test::random_batch(In::size, 2, rng);
+  const Matrix<double> dy2 = test::random_batch(L::output_shape::size, 2, rng);
+  conv.forward(ConstBatchView<double>(x2.data(), x2.rows(), x2.cols()));
+  zero();
+  conv.backward_parameters(ConstBatchView<double>(dy2.data(), dy2.rows(), dy2.cols()));
+  const Vector<double> expected2 =
+      naive_weight_gradient<L>(x2, dy2, k, Spec::stride, Spec::padding);
+  CHECK((weight_grad() - expected2).norm() < 1e-12 * (1 + expected2.norm()));
+}
+
 TEST_CASE("Conv2D in float agrees with double") {
   Rng rng = make_stream(23, "conv-float");
   nn::Conv2D<6, 16, 5>::layer<double, Shape<6, 14, 14>> conv_d;
@@ -313,6 +392,69 @@ TEST_CASE("MaxPool2D: the first maximum of a window takes the gradient; NaN prop
   const Matrix<double> y2 = pool.forward(ConstBatchView<double>(x.data(), 8, 1));
   CHECK(std::isnan(y2(0)));
   CHECK(y2(1) == 5.0);
+}
+
+// MaxPool2D has two backward paths: windows that tile the input (S = K, H and W multiples of K)
+// write each input gradient once; otherwise dx is zeroed and each dy added at its maximum. Both,
+// and forward, against a sequential scan of each window in row-major order (a value replaces the
+// best so far when greater or NaN: the first maximum wins ties, the last NaN wins), on inputs
+// full of ties and NaNs.
+using MaxPoolTiles = Case<nn::MaxPool2D<2>, Shape<3, 8, 6>>;
+using MaxPoolTiles3 = Case<nn::MaxPool2D<3>, Shape<2, 9, 6>>;
+using MaxPoolGap = Case<nn::MaxPool2D<2, 3>, Shape<2, 8, 7>>;
+TEST_CASE_TEMPLATE("MaxPool2D equals a sequential scan with ties and NaNs", C, MaxPoolTiles,
+                   MaxPoolTiles3, MaxPool2Odd, MaxPoolOverlap, MaxPoolStride1, MaxPoolGap) {
+  using Spec = typename C::spec;
+  using In = typename C::input;
+  using L = typename Spec::template layer<double, In>;
+  using Out = typename L::output_shape;
+  constexpr int k = pool_params<Spec>::kernel, stride = pool_params<Spec>::stride;
+  constexpr int ch = In::dims[0], h = In::dims[1], w = In::dims[2];
+  constexpr int ho = Out::dims[1], wo = Out::dims[2];
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  Rng rng = make_stream(32, "pool-ties");
+  const Index batch = 3;
+  Matrix<double> x(In::size, batch);
+  for (Index i = 0; i < x.size(); ++i) {
+    const auto draw = uniform_index(rng, 20);
+    x(i) = draw == 0 ? nan : static_cast<double>(draw % 3);  // 0, 1, 2 and 5 % NaN
+  }
+  const Matrix<double> dy = test::random_batch(Out::size, batch, rng);
+
+  Matrix<double> y_expected(Out::size, batch);
+  Matrix<double> dx_expected = Matrix<double>::Zero(In::size, batch);
+  for (Index n = 0; n < batch; ++n) {
+    for (int c = 0; c < ch; ++c) {
+      for (int oy = 0; oy < ho; ++oy) {
+        for (int ox = 0; ox < wo; ++ox) {
+          Index best = (c * h + oy * stride) * w + ox * stride;
+          for (int ky = 0; ky < k; ++ky) {
+            for (int kx = 0; kx < k; ++kx) {
+              const Index i = (c * h + oy * stride + ky) * w + ox * stride + kx;
+              if (x(i, n) > x(best, n) || std::isnan(x(i, n)))
+                best = i;
+            }
+          }
+          const Index o = (c * ho + oy) * wo + ox;
+          y_expected(o, n) = x(best, n);
+          dx_expected(best, n) += dy(o, n);
+        }
+      }
+    }
+  }
+
+  L pool;
+  const Matrix<double> y = pool.forward(ConstBatchView<double>(x.data(), x.rows(), x.cols()));
+  const Matrix<double> dx = pool.backward(ConstBatchView<double>(dy.data(), dy.rows(), batch));
+  REQUIRE(y.rows() == Out::size);
+  CHECK(y_expected.hasNaN());  // the draw did produce NaN maxima
+  for (Index i = 0; i < y.size(); ++i) {
+    INFO("output " << i);
+    CHECK(std::isnan(y(i)) == std::isnan(y_expected(i)));
+    if (!std::isnan(y_expected(i)))
+      CHECK(y(i) == y_expected(i));
+  }
+  CHECK(dx == dx_expected);
 }
 
 TEST_CASE("overlapping max windows add their gradients") {

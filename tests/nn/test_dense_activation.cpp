@@ -39,6 +39,34 @@ TEST_CASE("Dense gradients match finite differences") {
   CHECK(r.parameter_errors[1] < 1e-6);
 }
 
+// At batch 1 the weight gradient is a rank-1 update (ger), at larger batches a product: both
+// accumulate x dyᵀ into the gradient, sample by sample the same sums.
+TEST_CASE("Dense weight gradient at batch 1 (outer product) equals the batched product") {
+  Rng rng = make_stream(13, "dense-rank1");
+  nn::DenseLayer<double, 9, 6> dense;
+  dense.initialize(nn::init::kaiming_normal, rng);
+  const auto x = test::random_batch(9, 3, rng);
+  const auto dy = test::random_batch(6, 3, rng);
+  dense.forward(ConstBatchView<double>(x.data(), 9, 3));
+  dense.backward_parameters(ConstBatchView<double>(dy.data(), 6, 3));
+  const Vector<double> batched = dense.parameters()[0].grad;
+  const Vector<double> batched_bias = dense.parameters()[1].grad;
+  for (auto& p : dense.parameters())
+    p.zero_grad();
+  for (Index n = 0; n < 3; ++n) {  // accumulates over three batch-1 steps
+    dense.forward(ConstBatchView<double>(x.col(n).data(), 9, 1));
+    dense.backward_parameters(ConstBatchView<double>(dy.col(n).data(), 6, 1));
+  }
+  CHECK((dense.parameters()[0].grad - batched).norm() < 1e-12 * (1 + batched.norm()));
+  CHECK((dense.parameters()[1].grad - batched_bias).norm() < 1e-12 * (1 + batched_bias.norm()));
+  // dW[o, i] = Σ_n dy[o, n] x[i, n], PyTorch's (out, in) layout
+  const Matrix<double> expected = dy * x.transpose();
+  for (Index o = 0; o < 6; ++o) {
+    for (Index i = 0; i < 9; ++i)
+      CHECK(dense.parameters()[0].grad[o * 9 + i] == doctest::Approx(expected(o, i)));
+  }
+}
+
 TEST_CASE("Dense without bias has one tensor and matching gradients") {
   Rng rng = make_stream(12, "dense");
   nn::DenseLayer<double, 4, 3, false> dense;

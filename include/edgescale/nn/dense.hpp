@@ -59,8 +59,13 @@ class DenseLayer {
   }
 
   void backward_parameters(const ConstBatchView<T>& dy) {
-    const ConstBatchView<T> x(x_, In, batch_);
-    detail::gemm_nt<T>(x, dy, BatchView<T>(params_[0].grad.data(), In, Out));
+    const BatchView<T> dwt(params_[0].grad.data(), In, Out);
+    if (batch_ == 1) {
+      detail::ger<T>(Eigen::Map<const Vector<T>>(x_, In),
+                     Eigen::Map<const Vector<T>>(dy.data(), Out), dwt);
+    } else {
+      detail::gemm_nt<T>(ConstBatchView<T>(x_, In, batch_), dy, dwt);
+    }
     if constexpr (Bias) {
       params_[1].grad.noalias() += dy.rowwise().sum();
     }

@@ -13,7 +13,10 @@
 #include <edgescale/core/tensor.hpp>
 #include <edgescale/nn/detail/window.hpp>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <utility>
 
 namespace edgescale::nn {
 
@@ -51,9 +54,23 @@ struct pool_geometry {
 }  // namespace detail
 
 /// Max pooling; keeps the position of each maximum for backward.
+///
+/// Forward runs over output rows: each window's maximum and its position ky·K + kx in the window,
+/// in a branch-free loop of constant trip counts that the compiler vectorises. Backward, when
+/// the windows tile the input exactly (S = K, H and W multiples of K), writes every input
+/// gradient once (dy at the window's maximum, 0 elsewhere); otherwise it zeroes dx and adds each
+/// dy at its maximum (windows may overlap or leave inputs out).
 template <class T, ImageShape In, int K, int S = K>
 class MaxPool2DLayer {
   using geometry = detail::pool_geometry<In, K, S>;
+  static constexpr int channels = geometry::channels;
+  static constexpr int in_width = geometry::in_width;
+  static constexpr int out_height = geometry::out_height;
+  static constexpr int out_width = geometry::out_width;
+  /// Every input value lies in exactly one window.
+  static constexpr bool tiles =
+      S == K && geometry::in_height % K == 0 && geometry::in_width % K == 0;
+  using Position = std::int32_t;  // ky·K + kx within the window
 
  public:
   using scalar_type = T;
@@ -68,38 +85,44 @@ class MaxPool2DLayer {
   ConstBatchView<T> forward(const ConstBatchView<T>& x) {
     batch_ = x.cols();
     auto y = out_.resize(output_shape::size, batch_);
-    Index* const argmax = argmax_.resize(output_shape::size, batch_).data();
+    Position* const argmax = argmax_.resize(output_shape::size, batch_).data();
     for (Index n = 0; n < batch_; ++n) {
       const T* xn = x.col(n).data();
       T* yn = y.col(n).data();
-      Index* an = argmax + n * output_shape::size;
-      geometry::for_each_window([&](Index window, Index o) {
-        Index best = window;
-        T best_value = xn[window];
-        for (int ky = 0; ky < K; ++ky) {
-          for (int kx = 0; kx < K; ++kx) {
-            const Index i = window + Index{ky} * geometry::in_width + kx;
-            const T v = xn[i];
-            if (v > best_value || std::isnan(v)) {
-              best = i;
-              best_value = v;
-            }
-          }
+      Position* an = argmax + n * output_shape::size;
+      for (int c = 0; c < channels; ++c) {
+        for (int oy = 0; oy < out_height; ++oy) {
+          const Index o = (Index{c} * out_height + oy) * out_width;
+          max_row(xn + c * geometry::plane + Index{oy} * S * in_width, yn + o, an + o);
         }
-        yn[o] = best_value;
-        an[o] = best;
-      });
+      }
     }
     return out_.cview();
   }
 
   ConstBatchView<T> backward(const ConstBatchView<T>& dy) {
     auto dx = grad_in_.resize(In::size, batch_);
-    dx.setZero();
     for (Index n = 0; n < batch_; ++n) {
-      const Index* an = argmax_.cview().col(n).data();
-      for (Index o = 0; o < output_shape::size; ++o) {
-        dx(an[o], n) += dy(o, n);
+      const T* dyn = dy.col(n).data();
+      T* dxn = dx.col(n).data();
+      const Position* an = argmax_.cview().col(n).data();
+      if constexpr (!tiles) {
+        std::fill_n(dxn, In::size, T(0));
+      }
+      for (int c = 0; c < channels; ++c) {
+        for (int oy = 0; oy < out_height; ++oy) {
+          const Index o = (Index{c} * out_height + oy) * out_width;
+          T* window_row = dxn + c * geometry::plane + Index{oy} * S * in_width;
+          if constexpr (tiles) {
+            // Row by row with ky a constant: GCC vectorises spread_row<ky> but not a loop over ky.
+            spread_rows(dyn + o, an + o, window_row, std::make_integer_sequence<int, K>{});
+          } else {
+            for (int ox = 0; ox < out_width; ++ox) {
+              const Position at = an[o + ox];
+              window_row[Index{at / K} * in_width + ox * S + at % K] += dyn[o + ox];
+            }
+          }
+        }
       }
     }
     return grad_in_.cview();
@@ -114,9 +137,51 @@ class MaxPool2DLayer {
   }
 
  private:
+  // The pointers of these two kernels never alias (the layer's own workspaces and its input);
+  // `__restrict` (GCC, Clang, MSVC) lets the compiler vectorise them without overlap tests.
+
+  /// One output row from the K input rows under it: each window's maximum (the first one in
+  /// row-major window order; a NaN wins over numbers) and its position.
+  static void max_row(const T* __restrict in, T* __restrict out, Position* __restrict where) {
+    for (int ox = 0; ox < out_width; ++ox) {
+      const T* window = in + ox * S;
+      T best = window[0];
+      Position at = 0;
+      for (int ky = 0; ky < K; ++ky) {
+        for (int kx = 0; kx < K; ++kx) {
+          const T v = window[ky * in_width + kx];
+          const bool take = v > best || std::isnan(v);
+          best = take ? v : best;
+          at = take ? Position{ky * K + kx} : at;
+        }
+      }
+      out[ox] = best;
+      where[ox] = at;
+    }
+  }
+
+  template <int... ky>
+  static void spread_rows(const T* dy, const Position* where, T* window_row,
+                          std::integer_sequence<int, ky...>) {
+    (spread_row<ky>(dy, where, window_row + Index{ky} * in_width), ...);
+  }
+
+  /// Input row ky of a row of non-overlapping windows: dy where the maximum was, 0 elsewhere.
+  template <int ky>
+  static void spread_row(const T* __restrict dy, const Position* __restrict where,
+                         T* __restrict row) {
+    for (int ox = 0; ox < out_width; ++ox) {
+      const T g = dy[ox];
+      const Position at = where[ox];
+      for (int kx = 0; kx < K; ++kx) {
+        row[ox * K + kx] = at == ky * K + kx ? g : T(0);
+      }
+    }
+  }
+
   Workspace<T> out_;
   Workspace<T> grad_in_;
-  Workspace<Index> argmax_;  // per output value, the input index (within its sample) it came from
+  Workspace<Position> argmax_;  // per output value, the position of its maximum in the window
   Index batch_ = 0;
 };
 

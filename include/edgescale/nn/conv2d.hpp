@@ -74,14 +74,14 @@ class Conv2DLayer {
     // Batch-1 inference allocates nothing after construction.
     out_.reserve(output_shape::size, 1);
     if constexpr (kernel == detail::ConvKernel::rows) {
-      direct_.reserve(Rows::row_size, 1);
+      zeroed(direct_, Rows::workspace_size);
     } else if constexpr (kernel == detail::ConvKernel::channels) {
       direct_.reserve(Channels::weight_size, 1);
     } else if constexpr (!direct_patches) {
       col_.reserve(pixels * patch_size, 1);
     }
-    if constexpr (copies_input) {
-      zeroed(padded_, padded_capacity);  // the border stays zero; forward overwrites the inside
+    if constexpr (P > 0 && kernel != detail::ConvKernel::rows) {
+      zeroed(padded_, padded_size);  // the border stays zero; forward overwrites the inside
     }
   }
 
@@ -205,8 +205,7 @@ class Conv2DLayer {
       direct_patches
           ? detail::ConvKernel::gemm
           : detail::conv_kernel<T>(in_channels, Cout, K, S, in_height + 2 * P, in_width + 2 * P);
-  using Rows =
-      detail::DirectRows<T, in_channels, Cout, K, in_height + 2 * P, in_width + 2 * P, Bias>;
+  using Rows = detail::DirectRows<T, in_channels, Cout, K, in_height, in_width, P, Bias>;
   using Channels =
       detail::DirectChannels<T, in_channels, Cout, K, S, in_height + 2 * P, in_width + 2 * P, Bias>;
 
@@ -218,9 +217,11 @@ class Conv2DLayer {
       b = params_[1].value.data();
     }
     if constexpr (kernel == detail::ConvKernel::rows) {
-      T* row = direct_.resize(Rows::row_size, 1).data();
+      // Zeroed when (re)allocated; unfold writes only the sample's values.
+      T* copies = zeroed(direct_, Rows::workspace_size);
       for (Index n = 0; n < batch_; ++n) {
-        Rows::forward(direct_input(x_ + n * In::size), w, b, y.col(n).data(), row);
+        Rows::unfold(x_ + n * In::size, copies);
+        Rows::forward(copies, w, b, y.col(n).data());
       }
     } else {
       T* wt = direct_.resize(Channels::weight_size, 1).data();
@@ -275,32 +276,22 @@ class Conv2DLayer {
   static constexpr int padded_width = in_width + 2 * P;
   static constexpr Index padded_plane = Index{padded_height} * padded_width;
   static constexpr Index padded_size = Index{in_channels} * padded_plane;
-  // DirectRows reads past the sample, so it always reads a copy (zero beyond, too).
-  static constexpr bool copies_input = P > 0 || kernel == detail::ConvKernel::rows;
-  static constexpr Index padded_capacity =
-      padded_size + (kernel == detail::ConvKernel::rows ? Rows::slack : Index{0});
 
   /// The sample as im2col reads it: itself when P = 0, else copied inside padded_'s zero border.
   const T* padded_input(const T* x) {
     if constexpr (P == 0) {
       return x;
     } else {
-      return copy_padded(x);
-    }
-  }
-  /// The sample as DirectRows reads it: always a copy, followed by zeros.
-  const T* direct_input(const T* x) { return copy_padded(x); }
-
-  const T* copy_padded(const T* x) {
-    // Zeroed when (re)allocated; forward writes only the inside.
-    T* padded = zeroed(padded_, padded_capacity);
-    for (int c = 0; c < in_channels; ++c) {
-      for (int iy = 0; iy < in_height; ++iy) {
-        std::memcpy(padded + c * padded_plane + Index{iy + P} * padded_width + P,
-                    x + (Index{c} * in_height + iy) * in_width, sizeof(T) * in_width);
+      // Zeroed when (re)allocated; forward writes only the inside.
+      T* padded = zeroed(padded_, padded_size);
+      for (int c = 0; c < in_channels; ++c) {
+        for (int iy = 0; iy < in_height; ++iy) {
+          std::memcpy(padded + c * padded_plane + Index{iy + P} * padded_width + P,
+                      x + (Index{c} * in_height + iy) * in_width, sizeof(T) * in_width);
+        }
       }
+      return padded;
     }
-    return padded;
   }
 
   /// The buffer's first `size` values, all zero when it had to be (re)allocated, as they were
@@ -376,11 +367,11 @@ class Conv2DLayer {
   Workspace<T> col_;          // colT_n of sample col_sample_ (-1: none), one column
   Workspace<T> dcol_;         // dcolT_n of one sample
   Workspace<T> grad_in_;      // input gradient
-  Workspace<T> padded_;       // P > 0 or DirectRows: the sample, inside a zero border
+  Workspace<T> padded_;       // P > 0: the sample being unfolded, inside a zero border
   Workspace<T> padded_grad_;  // P > 0: its gradient, before unpad
   Workspace<T> dy_padded_;    // dY_n with grad_columns columns
   Workspace<T> dw_padded_;    // the weight gradient with grad_columns columns
-  Workspace<T> direct_;       // direct kernels: one output channel (rows), W transposed (channels)
+  Workspace<T> direct_;       // direct kernels: shifted copies (rows), W transposed (channels)
   const T* x_ = nullptr;
   Index batch_ = 0;
   Index col_sample_ = -1;

@@ -3,15 +3,16 @@
 //
 // Conv2DLayer (nn/conv2d.hpp) picks one at compile time from its shapes; both compute
 //   y[o, oy, ox] = b[o] + Σ_{c, ky, kx} W[o, c, ky, kx] · xp[c, oy·S + ky, ox·S + kx]
-// from a sample xp of shape (Cin, H, W) that is already zero-padded (the layer's padded copy, or
-// the input itself without padding), W in PyTorch's (Cout, Cin, K, K) layout.
+// from the zero-padded sample xp of shape (Cin, H, W), W in PyTorch's (Cout, Cin, K, K) layout.
 //
-// * DirectRows (stride 1, few output channels): vectorised along the output row. With the sample
-//   flattened, output q = oy·W + ox reads xp[q + c·H·W + ky·W + kx], so one output channel is a
-//   sum of Cin·K·K shifted copies of the flattened sample, each scaled by one weight: blocks of
-//   8 to 12 SIMD vectors of consecutive q are accumulated in registers, one weight broadcast per
-//   Cin·K·K step. The q with ox >= Wout (the last K - 1 of each row) are computed and thrown
-//   away; the last block reads up to `slack` values past the sample.
+// * DirectRows (stride 1): vectorised along the output rows. With the padded sample flattened
+//   (rows of `stride` values), output q = oy·stride + ox reads xp[q + c·plane + ky·stride + kx],
+//   so one output channel is a sum of Cin·K·K shifted copies of the flattened sample, each
+//   scaled by one weight: blocks of 8 to 12 SIMD vectors of consecutive q are accumulated in
+//   registers, one weight broadcast per Cin·K·K step. The sample is first copied K times, copy
+//   kx shifted by kx, so that every load is aligned (unaligned, half of them straddle two cache
+//   lines, and the kernel is load-bound: LeNet-5's first convolution took 4.7 µs, 3.7 µs with
+//   the copies). The q with ox >= Wout are computed and thrown away.
 // * DirectChannels (any stride, output channels a multiple of the SIMD width): vectorised across
 //   the output channels, like a GEMM whose left operand is read in place. A block of pixels keeps
 //   its Cout accumulators in registers; each step broadcasts one input value per pixel and
@@ -95,32 +96,62 @@ constexpr ConvKernel conv_kernel(int cin, int cout, int k, int s, int h, int w) 
   return ConvKernel::gemm;
 }
 
-/// Stride-1 direct convolution vectorised along the flattened rows of the sample.
-template <class T, int Cin, int Cout, int K, int H, int W, bool Bias>
+/// Stride-1 direct convolution vectorised along the flattened rows of the sample, from K
+/// shifted copies of it (unfold) so that every load is aligned.
+template <class T, int Cin, int Cout, int K, int InH, int InW, int P, bool Bias>
 struct DirectRows {
-  static constexpr int out_height = H - K + 1;
-  static constexpr int out_width = W - K + 1;
-  static constexpr Index plane = Index{H} * W;
+  static constexpr int height = InH + 2 * P;  // the padded sample
+  static constexpr int width = InW + 2 * P;
+  static constexpr int out_height = height - K + 1;
+  static constexpr int out_width = width - K + 1;
   static constexpr Index patch_size = Index{Cin} * K * K;
-  /// Outputs computed per channel: every q = oy·W + ox up to the last valid one, rounded up to
-  /// whole SIMD vectors.
-  static constexpr Index span = Index{out_height - 1} * W + out_width;
   static constexpr int lanes = simd_lanes<T>;
+  /// Rows of the copies: the padded width rounded up to whole SIMD vectors.
+  static constexpr Index stride = (width + lanes - 1) / lanes * lanes;
+  static constexpr Index plane = Index{height} * stride;
+  /// Outputs computed per channel: every q = oy·stride + ox up to the last valid one, rounded
+  /// up to whole SIMD vectors; the last block reads that many values (less `span`) past the
+  /// sample, which reach only outputs thrown away.
+  static constexpr Index span = Index{out_height - 1} * stride + out_width;
   static constexpr Index vectors = (span + lanes - 1) / lanes;
   static constexpr Index row_size = vectors * lanes;
-  /// Values read past the end of the sample (whose values reach only discarded outputs).
-  static constexpr Index slack = row_size - span;
+  /// One copy of the sample with what the last block reads past it, in whole vectors.
+  static constexpr Index copy_size = (Cin * plane + row_size - span + lanes - 1) / lanes * lanes;
+  /// The workspace forward needs: K copies, then one output channel (row_size values).
+  static constexpr Index workspace_size = K * copy_size + row_size;
   /// Vectors per block (one accumulator register each), and blocks per output channel. At
   /// least 8 accumulators hide the latency of a multiply-add (4 cycles, 2 per cycle on Zen 3);
   /// among 8 to 12, the size that leaves the least overlap (LeNet-5's first convolution: 112
-  /// vectors, 14 blocks of 8, 4.7 µs, against 10 blocks of 12 of which the last overlaps by 8,
-  /// 4.9 µs).
+  /// vectors, 14 blocks of 8, against 10 blocks of 12 of which the last overlaps by 8: 4.7
+  /// against 4.9 µs before the copies were aligned).
   static constexpr int block = block_size(vectors, 8, simd_accumulators);
   static constexpr Index blocks = (vectors + block - 1) / block;
 
-  /// One sample: y (Cout, Hout, Wout) from xp (Cin, H, W) followed by `slack` readable values;
-  /// `row` holds row_size values (one output channel before its rows are copied out).
-  static void forward(const T* xp, const T* w, const T* b, T* y, T* row) {
+  /// Writes copy kx (kx < K) of sample x (Cin, InH, InW): the zero-padded sample with rows of
+  /// `stride` values, shifted left by kx, so that the input of output q under weight
+  /// (c, ky, kx) is copy kx's value q + c·plane + ky·stride, the same alignment as q. Expects
+  /// the workspace zero where the sample is not written (as it is when allocated): the border,
+  /// the ends of the rows, the end of each copy.
+  static void unfold(const T* x, T* copies) {
+    for (int c = 0; c < Cin; ++c) {
+      for (int iy = 0; iy < InH; ++iy) {
+        std::memcpy(copies + c * plane + (iy + P) * stride + P, x + (Index{c} * InH + iy) * InW,
+                    sizeof(T) * InW);
+      }
+    }
+    // Whole-sample shifts: Eigen's vectorised copy (glibc's memcpy of a few KiB between
+    // differently aligned buffers took three times as long on Zen 3).
+    using Values = Eigen::Array<T, Eigen::Dynamic, 1>;
+    for (int kx = 1; kx < K; ++kx) {
+      Eigen::Map<Values> shifted(copies + kx * copy_size, Cin * plane - kx);
+      shifted = Eigen::Map<const Values>(copies + kx, Cin * plane - kx);
+    }
+  }
+
+  /// One sample: y (Cout, Hout, Wout) from the copies unfold wrote (in a workspace of
+  /// workspace_size values).
+  static void forward(T* copies, const T* w, const T* b, T* y) {
+    T* row = copies + K * copy_size;
     for (int o = 0; o < Cout; ++o) {
       const T* wo = w + o * patch_size;
       const T bias = Bias ? b[o] : T(0);
@@ -128,27 +159,27 @@ struct DirectRows {
       // computes again, alike) rather than being a shorter block: one kernel to compile.
       for (Index k = 0; k < blocks; ++k) {
         const Index q = std::min(k * block, vectors - block) * lanes;
-        accumulate(xp + q, wo, bias, row + q);
+        accumulate(copies + q, wo, bias, row + q);
       }
       T* yo = y + o * Index{out_height} * out_width;
       for (int oy = 0; oy < out_height; ++oy) {
-        std::memcpy(yo + Index{oy} * out_width, row + Index{oy} * W, sizeof(T) * out_width);
+        std::memcpy(yo + Index{oy} * out_width, row + oy * stride, sizeof(T) * out_width);
       }
     }
   }
 
  private:
-  /// A block of consecutive outputs from x (the sample, from the block's first output on).
+  /// A block of consecutive outputs from the copies (from the block's first output on).
   /// Not inlined: inlined into its caller's loops, g++ 12 spills accumulators.
   EIGEN_DONT_INLINE static void accumulate(const T* x, const T* w, T bias, T* out) {
     using Lanes = Eigen::Array<T, block * lanes, 1>;
     Lanes acc = Lanes::Constant(bias);
     for (int c = 0; c < Cin; ++c) {
       for (int ky = 0; ky < K; ++ky) {
-        const T* row = x + c * plane + Index{ky} * W;
+        const T* row = x + c * plane + ky * stride;
         const T* wk = w + (c * K + ky) * K;
         for (int kx = 0; kx < K; ++kx) {
-          acc += wk[kx] * Eigen::Map<const Lanes>(row + kx);
+          acc += wk[kx] * Eigen::Map<const Lanes>(row + kx * copy_size);
         }
       }
     }

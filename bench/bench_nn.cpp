@@ -32,6 +32,7 @@
 
 #include <cstdint>
 #include <iterator>
+#include <span>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -412,22 +413,17 @@ void register_all() {
                 {"backward", Part::backward},
                 {"zero_grad", Part::zero_grad},
                 {"sgd", Part::sgd}};
-  for (const auto& p : pieces) {
-    auto* b = benchmark::RegisterBenchmark((std::string("parts/mlp_") + p.name).c_str(),
-                                           &ours_part<Mlp>, p.part);
-    for (const int batch : wl::mlp_batches) {
-      b->Arg(batch);
+  const auto add_parts = [&](const std::string& net, auto* fn, std::span<const int> batches) {
+    for (const auto& p : pieces) {
+      auto* b = benchmark::RegisterBenchmark(("parts/" + net + "_" + p.name).c_str(), fn, p.part);
+      for (const int batch : batches) {
+        b->Arg(batch);
+      }
+      b->MeasureProcessCPUTime()->Unit(benchmark::kMicrosecond);
     }
-    b->MeasureProcessCPUTime()->Unit(benchmark::kMicrosecond);
-  }
-  for (const auto& p : pieces) {
-    auto* b = benchmark::RegisterBenchmark((std::string("parts/lenet5_") + p.name).c_str(),
-                                           &ours_part<LeNet5>, p.part);
-    for (const int batch : wl::lenet_batches) {
-      b->Arg(batch);
-    }
-    b->MeasureProcessCPUTime()->Unit(benchmark::kMicrosecond);
-  }
+  };
+  add_parts("mlp", &ours_part<Mlp>, wl::mlp_batches);
+  add_parts("lenet5", &ours_part<LeNet5>, wl::lenet_batches);
   // The extension points (issue 5): hooked inference beside the plain rows above, and the
   // ParameterSet traffic of federated rounds.
   add(

@@ -51,8 +51,15 @@ struct TensorSlot {
 
 namespace detail {
 
+// Built by appending: g++ 12 at -O3 reports a false -Wrestrict overlap inside
+// `"'" + std::string(name)` (GCC bug 105329), which broke the -Werror x86-64-v4 build.
 inline std::string quote_tensor(std::string_view name) {
-  return "'" + std::string(name) + "'";
+  std::string quoted;
+  quoted.reserve(name.size() + 2);
+  quoted.push_back('\'');
+  quoted.append(name);
+  quoted.push_back('\'');
+  return quoted;
 }
 
 /// Finds visited names in a list of known names. Visiting order usually equals the list's order,

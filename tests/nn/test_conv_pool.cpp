@@ -3,6 +3,7 @@
 #include <edgescale/nn/dense.hpp>
 #include <edgescale/nn/flatten.hpp>
 #include <edgescale/nn/init.hpp>
+#include <edgescale/nn/network.hpp>
 #include <edgescale/nn/pool.hpp>
 #include <edgescale/nn/sequential.hpp>
 
@@ -146,6 +147,40 @@ Vector<double> naive_weight_gradient(const Matrix<double>& x, const Matrix<doubl
   return dw;
 }
 
+/// Direct input gradient: dx[c, iy, ix] = Σ_{o, oy, ox, ky, kx} W[o, c, ky, kx] · dy[o, oy, ox]
+/// over the (oy, ox, ky, kx) with oy·S − P + ky = iy and ox·S − P + kx = ix.
+template <class L>
+Matrix<double> naive_input_gradient(const L& layer, const Matrix<double>& dy, int stride, int pad) {
+  using In = typename L::input_shape;
+  using Out = typename L::output_shape;
+  constexpr int cin = In::dims[0], h = In::dims[1], w = In::dims[2];
+  constexpr int cout = Out::dims[0], ho = Out::dims[1], wo = Out::dims[2];
+  const Vector<double>& weight = layer.parameters()[0].value;
+  const int k = static_cast<int>(layer.parameters()[0].shape[2]);
+  Matrix<double> dx = Matrix<double>::Zero(In::size, dy.cols());
+  for (Index n = 0; n < dy.cols(); ++n) {
+    for (int o = 0; o < cout; ++o) {
+      for (int oy = 0; oy < ho; ++oy) {
+        for (int ox = 0; ox < wo; ++ox) {
+          for (int c = 0; c < cin; ++c) {
+            for (int ky = 0; ky < k; ++ky) {
+              for (int kx = 0; kx < k; ++kx) {
+                const int iy = oy * stride - pad + ky;
+                const int ix = ox * stride - pad + kx;
+                if (iy < 0 || iy >= h || ix < 0 || ix >= w)
+                  continue;
+                dx((c * h + iy) * w + ix, n) +=
+                    weight[((o * cin + c) * k + ky) * k + kx] * dy((o * ho + oy) * wo + ox, n);
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+  return dx;
+}
+
 /// Direct pooling: max (first maximum wins) or mean of each window.
 template <class In, class Out>
 Matrix<double> naive_pool(const Matrix<double>& x, int k, int stride, bool max) {
@@ -210,11 +245,73 @@ using ConvPointwise = Case<nn::Conv2D<3, 5, 1>, Shape<3, 4, 5>>;
 using ConvPointwiseStride = Case<nn::Conv2D<2, 2, 1, nn::Stride<2>, nn::NoBias>, Shape<2, 5, 5>>;
 using ConvKernelIsImage = Case<nn::Conv2D<2, 3, 4>, Shape<2, 4, 4>>;
 
+// Conv2D computes forward by one of three kernels, chosen from the shapes at compile time
+// (nn::detail::conv_kernel): DirectChannels (Cout 1 to 4 times 32 bytes of values: 4, 8, 12 or
+// 16 doubles), DirectRows (stride 1), or im2col + GEMM (1x1 convolutions with stride 1 and no
+// padding, and layers too large for the direct kernels). Backward is the same for all, but after
+// a direct forward it unfolds every sample itself. Each kernel, at batch 1 and 3, forward then
+// backward (output, input gradient, weight and bias gradients) against the direct loops; then a
+// copy of the layer and the layer after release_workspaces (both without scratch memory, so the
+// zero border and the slack of the padded copy are allocated again) give the same forward.
+template <class L>
+struct conv_kernel_of;
+template <class T, ImageShape In, int Cout, int K, int S, int P, bool Bias>
+struct conv_kernel_of<nn::Conv2DLayer<T, In, Cout, K, S, P, Bias>> {
+  // As Conv2DLayer decides (a 1x1 convolution with stride 1 and no padding multiplies its input).
+  static constexpr nn::detail::ConvKernel value =
+      K == 1 && S == 1 && P == 0
+          ? nn::detail::ConvKernel::gemm
+          : nn::detail::conv_kernel<T>(In::dims[0], Cout, K, S, In::dims[1] + 2 * P,
+                                       In::dims[2] + 2 * P);
+};
+template <class C>
+constexpr nn::detail::ConvKernel kernel_of =
+    conv_kernel_of<typename C::spec::template layer<double, typename C::input>>::value;
+
+// DirectRows: one input channel with padding (LeNet-5's first convolution, 6 outputs); several
+// channels without padding or bias, with padding, with padding as wide as the kernel, and with a
+// single output pixel.
+using RowsLeNet1 = ConvLeNet1;
+using RowsNoPadNoBias = Case<nn::Conv2D<3, 5, 3, nn::NoBias>, Shape<3, 7, 9>>;
+using RowsPad = Case<nn::Conv2D<2, 7, 3, nn::Pad<1>>, Shape<2, 5, 6>>;
+using RowsWidePad = Case<nn::Conv2D<2, 3, 2, nn::Pad<2>>, Shape<2, 3, 4>>;
+using RowsOnePixel = Case<nn::Conv2D<2, 3, 4>, Shape<2, 4, 4>>;
+// DirectChannels: no padding (LeNet-5's second convolution, 16 outputs), padding, stride without
+// bias, and fewer pixels than a block.
+using ChannelsLeNet2 = Case<nn::Conv2D<6, 16, 5>, Shape<6, 14, 14>>;
+using ChannelsPad = Case<nn::Conv2D<2, 8, 3, nn::Pad<1>>, Shape<2, 6, 7>>;
+using ChannelsStrideNoBias =
+    Case<nn::Conv2D<3, 4, 3, nn::Stride<2>, nn::Pad<1>, nn::NoBias>, Shape<3, 9, 8>>;
+using ChannelsOnePixel = Case<nn::Conv2D<2, 12, 4>, Shape<2, 4, 4>>;
+// im2col + GEMM: stride 2 with 3 outputs, a 1x1 convolution, and 20 outputs over a sample too
+// large for DirectRows (132 x 132 doubles padded, more than 128 KiB).
+using GemmStride = ConvStridePad;
+using GemmPointwise = ConvPointwise;
+using GemmLarge = Case<nn::Conv2D<1, 20, 3, nn::Pad<1>>, Shape<1, 130, 130>>;
+
+static_assert(kernel_of<RowsLeNet1> == nn::detail::ConvKernel::rows);
+static_assert(kernel_of<RowsNoPadNoBias> == nn::detail::ConvKernel::rows);
+static_assert(kernel_of<RowsPad> == nn::detail::ConvKernel::rows);
+static_assert(kernel_of<RowsWidePad> == nn::detail::ConvKernel::rows);
+static_assert(kernel_of<RowsOnePixel> == nn::detail::ConvKernel::rows);
+static_assert(kernel_of<ChannelsLeNet2> == nn::detail::ConvKernel::channels);
+static_assert(kernel_of<ChannelsPad> == nn::detail::ConvKernel::channels);
+static_assert(kernel_of<ChannelsStrideNoBias> == nn::detail::ConvKernel::channels);
+static_assert(kernel_of<ChannelsOnePixel> == nn::detail::ConvKernel::channels);
+static_assert(kernel_of<GemmStride> == nn::detail::ConvKernel::gemm);
+static_assert(kernel_of<GemmPointwise> == nn::detail::ConvKernel::gemm);
+static_assert(kernel_of<GemmLarge> == nn::detail::ConvKernel::gemm);
+// LeNet-5 in float takes the same kernels.
+static_assert(nn::detail::conv_kernel<float>(1, 6, 5, 1, 32, 32) == nn::detail::ConvKernel::rows);
+static_assert(nn::detail::conv_kernel<float>(6, 16, 5, 1, 14, 14) ==
+              nn::detail::ConvKernel::channels);
+
 TEST_CASE_TEMPLATE(
     "Conv2D forward equals a direct convolution and its gradients match finite "
     "differences",
     C, ConvLeNet1, ConvPlain, ConvStridePad, ConvStrideNoBias, ConvWidePad, ConvPointwise,
-    ConvPointwiseStride, ConvKernelIsImage) {
+    ConvPointwiseStride, ConvKernelIsImage, RowsNoPadNoBias, RowsWidePad, ChannelsPad,
+    ChannelsStrideNoBias, ChannelsOnePixel) {
   using Spec = typename C::spec;
   using In = typename C::input;
   Rng rng = make_stream(21, "conv");
@@ -326,6 +423,58 @@ TEST_CASE("Conv2D in float agrees with double") {
   const Matrix<double> yd = conv_d.forward(ConstBatchView<double>(x.data(), x.rows(), 2));
   const Matrix<float> yf = conv_f.forward(ConstBatchView<float>(xf.data(), xf.rows(), 2));
   CHECK((yf.cast<double>() - yd).cwiseAbs().maxCoeff() < 1e-4 * (1 + yd.cwiseAbs().maxCoeff()));
+}
+
+TEST_CASE_TEMPLATE("Conv2D forward kernels: forward then backward equal the direct loops", C,
+                   RowsLeNet1, RowsNoPadNoBias, RowsPad, RowsWidePad, RowsOnePixel, ChannelsLeNet2,
+                   ChannelsPad, ChannelsStrideNoBias, ChannelsOnePixel, GemmStride, GemmPointwise,
+                   GemmLarge) {
+  using Spec = typename C::spec;
+  using In = typename C::input;
+  using L = typename Spec::template layer<double, In>;
+  Rng rng = make_stream(26, "conv-kernels");
+  L conv;
+  randomize(conv, rng);
+  const int k = static_cast<int>(conv.parameters()[0].shape[2]);
+  for (const Index batch : {Index{1}, Index{3}}) {
+    INFO("batch " << batch);
+    const Matrix<double> x = test::random_batch(In::size, batch, rng);
+    const Matrix<double> dy = test::random_batch(L::output_shape::size, batch, rng);
+    const ConstBatchView<double> xv(x.data(), x.rows(), x.cols());
+    const ConstBatchView<double> dyv(dy.data(), dy.rows(), dy.cols());
+    for (auto& p : conv.parameters())
+      p.zero_grad();
+
+    const Matrix<double> y = conv.forward(xv);
+    const Matrix<double> expected = naive_conv(conv, x, Spec::stride, Spec::padding);
+    REQUIRE(y.rows() == expected.rows());
+    CHECK((y - expected).cwiseAbs().maxCoeff() < 1e-12 * (1 + expected.cwiseAbs().maxCoeff()));
+
+    const Matrix<double> dx = conv.backward(dyv);
+    const Matrix<double> dx_expected = naive_input_gradient(conv, dy, Spec::stride, Spec::padding);
+    CHECK((dx - dx_expected).norm() < 1e-12 * (1 + dx_expected.norm()));
+    const Vector<double> dw = naive_weight_gradient<L>(x, dy, k, Spec::stride, Spec::padding);
+    CHECK((conv.parameters()[0].grad - dw).norm() < 1e-12 * (1 + dw.norm()));
+    if constexpr (L::has_bias) {
+      constexpr Index cout = L::output_shape::dims[0];
+      constexpr Index pixels = L::output_shape::size / cout;
+      Vector<double> db = Vector<double>::Zero(cout);
+      for (Index n = 0; n < batch; ++n) {
+        for (Index o = 0; o < cout; ++o)
+          db[o] += dy.col(n).segment(o * pixels, pixels).sum();
+      }
+      CHECK((conv.parameters()[1].grad - db).norm() < 1e-12 * (1 + db.norm()));
+    }
+
+    L copy = conv;
+    CHECK(nn::workspace_bytes(copy) == 0);
+    CHECK(Matrix<double>(copy.forward(xv)) == y);
+    nn::release_workspaces(conv);
+    CHECK(nn::workspace_bytes(conv) == 0);
+    CHECK(Matrix<double>(conv.forward(xv)) == y);
+    const Matrix<double> dx_again = conv.backward(dyv);
+    CHECK(dx_again == dx);
+  }
 }
 
 // ---- pooling ---------------------------------------------------------------------------------

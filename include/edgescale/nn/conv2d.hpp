@@ -23,11 +23,18 @@
 // stride 1 a contiguous copy of a length known at compile time. col2im is its adjoint on the same
 // padded layout. Each sample's colT_n is built just before its product, into one buffer that stays
 // in cache; backward builds them again (but the last, which is still there).
+//
+// Small layers skip im2col and the GEMM in forward: a direct kernel (nn/detail/direct_conv.hpp)
+// reads the padded sample in place, its accumulators in registers — DirectChannels when Cout is
+// a multiple of the SIMD width (LeNet-5's second convolution), DirectRows for stride 1 otherwise
+// (its first), chosen at compile time by detail::conv_kernel from the shapes. Backward is the
+// same whichever computed forward; after a direct forward it unfolds every sample's colT_n.
 #pragma once
 
 #include <edgescale/core/parameter.hpp>
 #include <edgescale/core/random.hpp>
 #include <edgescale/core/tensor.hpp>
+#include <edgescale/nn/detail/direct_conv.hpp>
 #include <edgescale/nn/detail/gemm.hpp>
 #include <edgescale/nn/detail/window.hpp>
 #include <edgescale/nn/init.hpp>
@@ -66,10 +73,14 @@ class Conv2DLayer {
   Conv2DLayer() : params_{make_parameters()} {
     // Batch-1 inference allocates nothing after construction.
     out_.reserve(output_shape::size, 1);
-    if constexpr (!direct_patches) {
+    if constexpr (kernel == detail::ConvKernel::rows) {
+      zeroed(direct_, Rows::workspace_size);
+    } else if constexpr (kernel == detail::ConvKernel::channels) {
+      direct_.reserve(Channels::weight_size, 1);
+    } else if constexpr (!direct_patches) {
       col_.reserve(pixels * patch_size, 1);
     }
-    if constexpr (P > 0) {
+    if constexpr (P > 0 && kernel != detail::ConvKernel::rows) {
       zeroed(padded_, padded_size);  // the border stays zero; forward overwrites the inside
     }
   }
@@ -88,17 +99,21 @@ class Conv2DLayer {
     batch_ = x.cols();
     col_sample_ = -1;  // a new input
     auto y = out_.resize(output_shape::size, batch_);
-    const ConstBatchView<T> wc = weight_matrix();
-    for (Index n = 0; n < batch_; ++n) {
-      T* yn = y.col(n).data();
-      for (int o = 0; o < Cout; ++o) {
-        T b(0);
-        if constexpr (Bias) {
-          b = params_[1].value[o];
+    if constexpr (kernel != detail::ConvKernel::gemm) {
+      direct_forward(y);
+    } else {
+      const ConstBatchView<T> wc = weight_matrix();
+      for (Index n = 0; n < batch_; ++n) {
+        T* yn = y.col(n).data();
+        for (int o = 0; o < Cout; ++o) {
+          T b(0);
+          if constexpr (Bias) {
+            b = params_[1].value[o];
+          }
+          std::fill_n(yn + o * pixels, pixels, b);
         }
-        std::fill_n(yn + o * pixels, pixels, b);
+        detail::gemm_nn<T>(patches(n), wc, BatchView<T>(yn, pixels, Cout));
       }
-      detail::gemm_nn<T>(patches(n), wc, BatchView<T>(yn, pixels, Cout));
     }
     return out_.cview();
   }
@@ -141,7 +156,7 @@ class Conv2DLayer {
       dy_padded = zeroed(dy_padded_, pixels * grad_columns);  // the columns past Cout stay zero
       dw_padded = dw_padded_.resize(patch_size * grad_columns, 1).setZero().data();
     }
-    // Last sample first: its colT_n is still in col_ from forward.
+    // Last sample first: after an im2col + GEMM forward its colT_n is still in col_.
     for (Index n = batch_ - 1; n >= 0; --n) {
       const ConstBatchView<T> dyn = output_gradient(dy, n);
       if constexpr (grad_columns == Cout) {
@@ -180,10 +195,43 @@ class Conv2DLayer {
     f(padded_grad_);
     f(dy_padded_);
     f(dw_padded_);
+    f(direct_);
   }
 
  private:
   static constexpr bool direct_patches = K == 1 && S == 1 && P == 0;
+
+  static constexpr detail::ConvKernel kernel =
+      direct_patches
+          ? detail::ConvKernel::gemm
+          : detail::conv_kernel<T>(in_channels, Cout, K, S, in_height + 2 * P, in_width + 2 * P);
+  using Rows = detail::DirectRows<T, in_channels, Cout, K, in_height, in_width, P, Bias>;
+  using Channels =
+      detail::DirectChannels<T, in_channels, Cout, K, S, in_height + 2 * P, in_width + 2 * P, Bias>;
+
+  /// Forward by a direct kernel, sample by sample.
+  void direct_forward(BatchView<T> y) {
+    const T* w = params_[0].value.data();
+    const T* b = nullptr;
+    if constexpr (Bias) {
+      b = params_[1].value.data();
+    }
+    if constexpr (kernel == detail::ConvKernel::rows) {
+      // Zeroed when (re)allocated; unfold writes only the sample's values.
+      T* copies = zeroed(direct_, Rows::workspace_size);
+      for (Index n = 0; n < batch_; ++n) {
+        Rows::unfold(x_ + n * In::size, copies);
+        Rows::forward(copies, w, b, y.col(n).data());
+      }
+    } else {
+      T* wt = direct_.resize(Channels::weight_size, 1).data();
+      Channels::transpose_weights(w, wt);
+      for (Index n = 0; n < batch_; ++n) {
+        Channels::forward(padded_input(x_ + n * In::size), wt, b, y.col(n).data());
+      }
+    }
+  }
+
   // Eigen's GEMM kernel (3.4) computes 4 columns at a time and the columns left over one by one,
   // much more slowly: the weight gradient colT_nᵀ dY_n of LeNet-5's first convolution takes
   // 8.7 µs with Cout = 6 columns and 7.5 µs with 8 (two of them zero). So with 2 or 3 columns
@@ -205,7 +253,7 @@ class Conv2DLayer {
   /// unfolded into col_ (unless it is there already). Only one sample's colT_n is kept: backward
   /// unfolds the others again from the input, which stays valid until then. At batch 1 that
   /// costs nothing, and at larger batches it is cheaper than keeping every sample's colT_n
-  /// (K² times the input) and reading it back from memory.
+  /// (K² times the input) and reading it back from memory. A direct forward builds none.
   ConstBatchView<T> patches(Index n) {
     if constexpr (direct_patches) {
       return {x_ + n * In::size, pixels, patch_size};
@@ -238,8 +286,8 @@ class Conv2DLayer {
       T* padded = zeroed(padded_, padded_size);
       for (int c = 0; c < in_channels; ++c) {
         for (int iy = 0; iy < in_height; ++iy) {
-          std::copy_n(x + (Index{c} * in_height + iy) * in_width, in_width,
-                      padded + c * padded_plane + Index{iy + P} * padded_width + P);
+          std::memcpy(padded + c * padded_plane + Index{iy + P} * padded_width + P,
+                      x + (Index{c} * in_height + iy) * in_width, sizeof(T) * in_width);
         }
       }
       return padded;
@@ -323,6 +371,7 @@ class Conv2DLayer {
   Workspace<T> padded_grad_;  // P > 0: its gradient, before unpad
   Workspace<T> dy_padded_;    // dY_n with grad_columns columns
   Workspace<T> dw_padded_;    // the weight gradient with grad_columns columns
+  Workspace<T> direct_;       // direct kernels: shifted copies (rows), W transposed (channels)
   const T* x_ = nullptr;
   Index batch_ = 0;
   Index col_sample_ = -1;

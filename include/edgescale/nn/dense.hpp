@@ -13,6 +13,7 @@
 #include <edgescale/nn/detail/gemm.hpp>
 #include <edgescale/nn/init.hpp>
 #include <edgescale/nn/options.hpp>
+#include <edgescale/nn/overwrite.hpp>
 
 #include <array>
 #include <span>
@@ -52,23 +53,18 @@ class DenseLayer {
 
   ConstBatchView<T> backward(const ConstBatchView<T>& dy) {
     backward_parameters(dy);
-    auto dx = grad_in_.resize(In, batch_);
-    dx.setZero();
-    detail::gemm_nn<T>(weight_t(), dy, dx);
-    return grad_in_.cview();
+    return input_gradient(dy);
   }
 
-  void backward_parameters(const ConstBatchView<T>& dy) {
-    const BatchView<T> dwt(params_[0].grad.data(), In, Out);
-    if (batch_ == 1) {
-      detail::ger<T>(Eigen::Map<const Vector<T>>(x_, In),
-                     Eigen::Map<const Vector<T>>(dy.data(), Out), dwt);
-    } else {
-      detail::gemm_nt<T>(ConstBatchView<T>(x_, In, batch_), dy, dwt);
-    }
-    if constexpr (Bias) {
-      params_[1].grad.noalias() += dy.rowwise().sum();
-    }
+  void backward_parameters(const ConstBatchView<T>& dy) { parameter_gradients<false>(dy); }
+
+  /// backward writing the gradients instead of adding to them (nn/overwrite.hpp).
+  ConstBatchView<T> backward(const ConstBatchView<T>& dy, OverwriteGradients /*tag*/) {
+    parameter_gradients<true>(dy);
+    return input_gradient(dy);
+  }
+  void backward_parameters(const ConstBatchView<T>& dy, OverwriteGradients /*tag*/) {
+    parameter_gradients<true>(dy);
   }
 
   std::span<Parameter<T>> parameters() { return params_; }
@@ -85,6 +81,41 @@ class DenseLayer {
   }
 
  private:
+  ConstBatchView<T> input_gradient(const ConstBatchView<T>& dy) {
+    auto dx = grad_in_.resize(In, batch_);
+    dx.setZero();
+    detail::gemm_nn<T>(weight_t(), dy, dx);
+    return grad_in_.cview();
+  }
+
+  /// dWᵀ += x dyᵀ and db += dy 1, or = when Overwrite: at batch 1 the rank-1 product is then
+  /// written without reading the old gradient.
+  template <bool Overwrite>
+  void parameter_gradients(const ConstBatchView<T>& dy) {
+    BatchView<T> dwt(params_[0].grad.data(), In, Out);
+    const Eigen::Map<const Vector<T>> x1(x_, In);
+    const Eigen::Map<const Vector<T>> dy1(dy.data(), Out);
+    if (batch_ == 1) {
+      if constexpr (Overwrite) {
+        detail::outer<T>(x1, dy1, dwt);
+      } else {
+        detail::ger<T>(x1, dy1, dwt);
+      }
+    } else {
+      if constexpr (Overwrite) {
+        dwt.setZero();  // what Eigen's C = A Bᵀ would do before its C += A Bᵀ
+      }
+      detail::gemm_nt<T>(ConstBatchView<T>(x_, In, batch_), dy, dwt);
+    }
+    if constexpr (Bias) {
+      if constexpr (Overwrite) {
+        params_[1].grad.noalias() = dy.rowwise().sum();
+      } else {
+        params_[1].grad.noalias() += dy.rowwise().sum();
+      }
+    }
+  }
+
   static auto make_parameters() {
     if constexpr (Bias) {
       return std::array<Parameter<T>, 2>{Parameter<T>("weight", {Out, In}, ParameterRole::weight),

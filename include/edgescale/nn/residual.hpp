@@ -15,6 +15,7 @@
 #include <edgescale/core/random.hpp>
 #include <edgescale/core/tensor.hpp>
 #include <edgescale/nn/detail/spec_transform.hpp>
+#include <edgescale/nn/overwrite.hpp>
 #include <edgescale/nn/sequential.hpp>
 
 #include <cstddef>
@@ -67,6 +68,16 @@ class ResidualLayer {
 
   /// The body's parameter gradients, without the input gradient.
   void backward_parameters(const ConstBatchView<T>& dy) { body_.backward_parameters(dy); }
+
+  /// backward writing the body's gradients instead of adding to them (nn/overwrite.hpp).
+  ConstBatchView<T> backward(const ConstBatchView<T>& dy, OverwriteGradients tag) {
+    const ConstBatchView<T> dbody = body_.backward(dy, tag);
+    grad_in_.resize(S::size, dy.cols()).noalias() = dy + dbody;
+    return grad_in_.cview();
+  }
+  void backward_parameters(const ConstBatchView<T>& dy, OverwriteGradients tag) {
+    body_.backward_parameters(dy, tag);
+  }
 
   /// Every tensor of the body, named "body.<name>".
   template <class F>

@@ -32,6 +32,7 @@
 #include <edgescale/core/tensor.hpp>
 #include <edgescale/nn/concepts.hpp>
 #include <edgescale/nn/detail/chain.hpp>
+#include <edgescale/nn/overwrite.hpp>
 
 #include <cstddef>
 #include <string>
@@ -191,6 +192,24 @@ class BasicSequential {
       first_layer_parameters(dy);
     } else {
       first_layer_parameters(backward_from<size - 1, 1>(dy));
+    }
+  }
+
+  /// backward and backward_parameters that write every parameter gradient instead of adding to
+  /// it: the gradients of zero_grad() then backward, without the zeroing pass (nn/overwrite.hpp).
+  /// Layers without the overwriting overloads have their gradients zeroed just before their
+  /// backward.
+  ConstBatchView<T> backward(const ConstBatchView<T>& dy, OverwriteGradients /*tag*/) {
+    check_rows(dy, output_shape::size, "output gradient");
+    return backward_overwriting_from<size - 1>(dy);
+  }
+  void backward_parameters(const ConstBatchView<T>& dy, OverwriteGradients /*tag*/) {
+    check_rows(dy, output_shape::size, "output gradient");
+    if constexpr (size == 1) {
+      backward_parameters_overwriting(std::get<0>(layers_), dy);
+    } else {
+      backward_parameters_overwriting(std::get<0>(layers_),
+                                      backward_overwriting_from<size - 1, 1>(dy));
     }
   }
 
@@ -413,6 +432,17 @@ class BasicSequential {
       return dx;
     } else {
       return backward_from<I - 1, Stop>(dx);
+    }
+  }
+
+  /// backward_from, each layer writing its gradients.
+  template <std::size_t I, std::size_t Stop = 0>
+  ConstBatchView<T> backward_overwriting_from(const ConstBatchView<T>& dy) {
+    const ConstBatchView<T> dx = backward_overwriting(std::get<I>(layers_), dy);
+    if constexpr (I == Stop) {
+      return dx;
+    } else {
+      return backward_overwriting_from<I - 1, Stop>(dx);
     }
   }
 

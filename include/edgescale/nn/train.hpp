@@ -25,6 +25,7 @@
 #include <edgescale/nn/concepts.hpp>
 #include <edgescale/nn/loss.hpp>
 #include <edgescale/nn/optim/schedule.hpp>
+#include <edgescale/nn/overwrite.hpp>
 
 #include <chrono>
 #include <cmath>
@@ -50,7 +51,8 @@ class Trainer {
   explicit Trainer(Net& net, LossFn loss = {}) : net_(net), loss_(loss) {}
 
   // clang-format off
-  /// zero_grad, forward (training mode), loss, backward (without the input gradient), each hook
+  /// zero_grad, forward (training mode), loss, backward (without the input gradient; as one pass
+  /// that writes the gradients when the network can, nn/overwrite.hpp), each hook
   /// in order (GradientHook: hook(net)), optimizer step. Returns the batch's mean loss; the output
   /// stays readable through output(). A non-finite loss throws before any update: the network
   /// is left as it was.
@@ -58,7 +60,9 @@ class Trainer {
     requires(GradientHook<std::remove_cvref_t<Hooks>, Net> && ...)
   T step(Opt& opt, const ConstBatchView<T>& x, const target_type& y, Hooks&&... hooks) {
     net_.set_training(true);
-    net_.zero_grad();
+    if constexpr (!OverwritesGradients<Net>) {
+      net_.zero_grad();
+    }
     const ConstBatchView<T> out = net_.forward(x);
     remember(out);
     BatchView<T> grad = grad_.resize(out.rows(), out.cols());
@@ -67,7 +71,11 @@ class Trainer {
       throw error("training diverged: the loss is " + std::to_string(loss) +
                   " (lower the learning rate)");
     }
-    net_.backward_parameters(grad_.cview());
+    if constexpr (OverwritesGradients<Net>) {
+      net_.backward_parameters(grad_.cview(), overwrite_gradients);  // no zero_grad pass
+    } else {
+      net_.backward_parameters(grad_.cview());
+    }
     (hooks(net_), ...);
     opt.step(net_);
     return loss;

@@ -47,4 +47,13 @@ EIGEN_DONT_INLINE void ger(const Eigen::Map<const Vector<T>>& a,
   }
 }
 
+/// C = a bᵀ: the rank-1 product written, C not read (nn/overwrite.hpp).
+template <class T>
+EIGEN_DONT_INLINE void outer(const Eigen::Map<const Vector<T>>& a,
+                             const Eigen::Map<const Vector<T>>& b, BatchView<T> c) {
+  for (Index j = 0; j < c.cols(); ++j) {
+    c.col(j) = b[j] * a;
+  }
+}
+
 }  // namespace edgescale::nn::detail

@@ -171,10 +171,10 @@ void ours_train(benchmark::State& state, double flops_per_sample) {
 /// One piece of our training step (LeNet-300-100 or LeNet-5), timed alone (the profile of the
 /// step, in docs/results/nn.md): the network is run through one whole step first, so every
 /// workspace, the gradients and the optimizer state are in place; then only `part` repeats.
-/// Gradients keep accumulating and the weights keep moving, which changes no cost (no
+/// The weights keep moving (the SGD piece), which changes no cost (no
 /// data-dependent branches but max pooling's, and the values stay far from overflow and from
 /// subnormals over a benchmark's iterations).
-enum class Part { forward, loss, backward, zero_grad, sgd };
+enum class Part { forward, loss, backward, sgd };
 
 template <class Net>
 void ours_part(benchmark::State& state, Part part) {
@@ -205,11 +205,8 @@ void ours_part(benchmark::State& state, Part part) {
       case Part::loss:
         benchmark::DoNotOptimize(loss.value_and_gradient(out, y, gv));
         break;
-      case Part::backward:
-        net.backward_parameters(gcv);
-        break;
-      case Part::zero_grad:
-        net.zero_grad();
+      case Part::backward:  // as the step runs it: writing the gradients (nn/overwrite.hpp)
+        net.backward_parameters(gcv, nn::overwrite_gradients);
         break;
       case Part::sgd:
         opt.step(net);
@@ -411,7 +408,6 @@ void register_all() {
   } pieces[] = {{"forward", Part::forward},
                 {"loss", Part::loss},
                 {"backward", Part::backward},
-                {"zero_grad", Part::zero_grad},
                 {"sgd", Part::sgd}};
   const auto add_parts = [&](const std::string& net, auto* fn, std::span<const int> batches) {
     for (const auto& p : pieces) {

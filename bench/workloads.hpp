@@ -7,7 +7,8 @@
 //           400-120-84-10, ReLU                            batch 1, 32
 // Modes:
 //   forward  inference (evaluation mode, no gradient bookkeeping)
-//   train    zero_grad, forward, softmax cross-entropy, backward, SGD step (lr 0.01, momentum 0.9)
+//   train    zero_grad, forward, softmax cross-entropy, backward, SGD step (lr 0.01, momentum 0.9);
+//            ours runs zero_grad and backward as one backward that writes the gradients
 //
 // Benchmark names are "<impl>/<net>_<mode>/<batch>", impl one of ours, torch, eigen (raw Eigen
 // GEMMs of exactly the shapes of our layers); scripts/bench_table.py relies on that.

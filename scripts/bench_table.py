@@ -146,8 +146,9 @@ def main():
         part_batches = sorted({key[2] for key in times if key[0] == "parts" and key[1].startswith(net + "_")})
         if not part_batches:
             continue
+        # No zero_grad: the step's backward writes the gradients (nn/overwrite.hpp).
         pieces = [("forward", "forward"), ("loss", "loss"), ("backward", "backward"),
-                  ("zero_grad", "zero_grad"), ("sgd", "SGD step")]
+                  ("sgd", "SGD step")]
         out.append("")
         out.append(f"Our {title} training step, piece by piece (µs of CPU time per step; each piece "
                    "timed alone, `parts/...`), beside the whole step and the raw Eigen GEMMs of the step:")

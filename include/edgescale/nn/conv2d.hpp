@@ -27,8 +27,10 @@
 // Small layers skip im2col and the GEMM in forward: a direct kernel (nn/detail/direct_conv.hpp)
 // reads the padded sample in place, its accumulators in registers — DirectChannels when Cout is
 // a multiple of the SIMD width (LeNet-5's second convolution), DirectRows for stride 1 otherwise
-// (its first), chosen at compile time by detail::conv_kernel from the shapes. Backward is the
-// same whichever computed forward; after a direct forward it unfolds every sample's colT_n.
+// (its first), chosen at compile time by detail::conv_kernel from the shapes. The weight
+// gradient of a direct layer is direct too, from the same layouts (forward's shifted copies, the
+// sample read in place) when its accumulators fit the registers; the input gradient is
+// dcolT_n = dY_n Wcᵀ and col2im whichever computed forward.
 #pragma once
 
 #include <edgescale/core/parameter.hpp>
@@ -149,31 +151,14 @@ class Conv2DLayer {
 
   /// The parameter gradients of backward, without the input gradient.
   void backward_parameters(const ConstBatchView<T>& dy) {
-    BatchView<T> dwc(params_[0].grad.data(), patch_size, Cout);
-    T* dy_padded = nullptr;
-    T* dw_padded = nullptr;
-    if constexpr (grad_columns != Cout) {
-      dy_padded = zeroed(dy_padded_, pixels * grad_columns);  // the columns past Cout stay zero
-      dw_padded = dw_padded_.resize(patch_size * grad_columns, 1).setZero().data();
+    if constexpr (direct_gradient) {
+      direct_weight_gradient(dy);
+    } else {
+      gemm_weight_gradient(dy);
     }
-    // Last sample first: after an im2col + GEMM forward its colT_n is still in col_.
-    for (Index n = batch_ - 1; n >= 0; --n) {
-      const ConstBatchView<T> dyn = output_gradient(dy, n);
-      if constexpr (grad_columns == Cout) {
-        detail::gemm_tn<T>(patches(n), dyn, dwc);
-      } else {
-        std::copy_n(dyn.data(), pixels * Cout, dy_padded);
-        detail::gemm_tn<T>(patches(n), ConstBatchView<T>(dy_padded, pixels, grad_columns),
-                           BatchView<T>(dw_padded, patch_size, grad_columns));
-      }
-      if constexpr (Bias) {
-        params_[1].grad.noalias() += dyn.colwise().sum().transpose();
-      }
-    }
-    if constexpr (grad_columns != Cout) {
-      T* grad = params_[0].grad.data();
-      for (Index i = 0; i < patch_size * Cout; ++i) {
-        grad[i] += dw_padded[i];
+    if constexpr (Bias) {
+      for (Index n = batch_ - 1; n >= 0; --n) {
+        params_[1].grad.noalias() += output_gradient(dy, n).colwise().sum().transpose();
       }
     }
   }
@@ -196,6 +181,7 @@ class Conv2DLayer {
     f(dy_padded_);
     f(dw_padded_);
     f(direct_);
+    f(dy_direct_);
   }
 
  private:
@@ -208,6 +194,17 @@ class Conv2DLayer {
   using Rows = detail::DirectRows<T, in_channels, Cout, K, in_height, in_width, P, Bias>;
   using Channels =
       detail::DirectChannels<T, in_channels, Cout, K, S, in_height + 2 * P, in_width + 2 * P, Bias>;
+  /// Whether backward computes the weight gradient by the direct kernel of forward's kind too
+  /// (no im2col, no GEMM packing): when its accumulators fit the registers.
+  static constexpr bool direct_gradient = [] {
+    if constexpr (kernel == detail::ConvKernel::rows) {
+      return Rows::has_weight_gradient;
+    } else if constexpr (kernel == detail::ConvKernel::channels) {
+      return Channels::has_weight_gradient;
+    } else {
+      return false;
+    }
+  }();
 
   /// Forward by a direct kernel, sample by sample.
   void direct_forward(BatchView<T> y) {
@@ -223,11 +220,67 @@ class Conv2DLayer {
         Rows::unfold(x_ + n * In::size, copies);
         Rows::forward(copies, w, b, y.col(n).data());
       }
+      copies_sample_ = batch_ - 1;  // backward starts from them
     } else {
       T* wt = direct_.resize(Channels::weight_size, 1).data();
       Channels::transpose_weights(w, wt);
       for (Index n = 0; n < batch_; ++n) {
         Channels::forward(padded_input(x_ + n * In::size), wt, b, y.col(n).data());
+      }
+    }
+  }
+
+  /// dWc += colT_nᵀ dY_n over the batch, by GEMM.
+  void gemm_weight_gradient(const ConstBatchView<T>& dy) {
+    BatchView<T> dwc(params_[0].grad.data(), patch_size, Cout);
+    T* dy_padded = nullptr;
+    T* dw_padded = nullptr;
+    if constexpr (grad_columns != Cout) {
+      dy_padded = zeroed(dy_padded_, pixels * grad_columns);  // the columns past Cout stay zero
+      dw_padded = dw_padded_.resize(patch_size * grad_columns, 1).setZero().data();
+    }
+    // Last sample first: after an im2col + GEMM forward its colT_n is still in col_.
+    for (Index n = batch_ - 1; n >= 0; --n) {
+      const ConstBatchView<T> dyn = output_gradient(dy, n);
+      if constexpr (grad_columns == Cout) {
+        detail::gemm_tn<T>(patches(n), dyn, dwc);
+      } else {
+        std::copy_n(dyn.data(), pixels * Cout, dy_padded);
+        detail::gemm_tn<T>(patches(n), ConstBatchView<T>(dy_padded, pixels, grad_columns),
+                           BatchView<T>(dw_padded, patch_size, grad_columns));
+      }
+    }
+    if constexpr (grad_columns != Cout) {
+      T* grad = params_[0].grad.data();
+      for (Index i = 0; i < patch_size * Cout; ++i) {
+        grad[i] += dw_padded[i];
+      }
+    }
+  }
+
+  /// The weight gradient by the direct kernel of forward's kind, sample by sample from the last
+  /// (whose shifted copies, for DirectRows, forward left in direct_).
+  void direct_weight_gradient(const ConstBatchView<T>& dy) {
+    T* dw = params_[0].grad.data();
+    if constexpr (kernel == detail::ConvKernel::rows) {
+      if (direct_.rows() != Rows::workspace_size) {
+        copies_sample_ = -1;  // released since forward: zeroed() allocates it again
+      }
+      T* copies = zeroed(direct_, Rows::workspace_size);
+      T* rows = zeroed(dy_direct_, Rows::gradient_rows_size);  // the thrown-away outputs stay 0
+      for (Index n = batch_ - 1; n >= 0; --n) {
+        if (n != copies_sample_) {
+          Rows::unfold(x_ + n * In::size, copies);
+          copies_sample_ = n;
+        }
+        Rows::spread(dy.data() + n * output_shape::size, rows);
+        Rows::weight_gradient(copies, rows, dw);
+      }
+    } else {
+      T* dyt = dy_direct_.resize(Channels::gradient_size, 1).data();
+      for (Index n = batch_ - 1; n >= 0; --n) {
+        Channels::transpose_gradient(dy.data() + n * output_shape::size, dyt);
+        Channels::weight_gradient(padded_input(x_ + n * In::size), dyt, dw);
       }
     }
   }
@@ -372,9 +425,11 @@ class Conv2DLayer {
   Workspace<T> dy_padded_;    // dY_n with grad_columns columns
   Workspace<T> dw_padded_;    // the weight gradient with grad_columns columns
   Workspace<T> direct_;       // direct kernels: shifted copies (rows), W transposed (channels)
+  Workspace<T> dy_direct_;    // direct weight gradient: dY_n as rows (rows), transposed (channels)
   const T* x_ = nullptr;
   Index batch_ = 0;
   Index col_sample_ = -1;
+  Index copies_sample_ = -1;  // DirectRows: the sample whose shifted copies are in direct_
 };
 
 /// Whether L is a convolution layer (a Conv2DLayer of any geometry), for layer visitors.

@@ -148,6 +148,50 @@ struct DirectRows {
     }
   }
 
+  /// The weight gradient (weight_gradient) computes grad_outputs output channels times K taps
+  /// at once, one accumulator register each: as many channels as fit in simd_accumulators,
+  /// dividing Cout (conv1 of LeNet-5: 2 channels x 5 taps). Offered for K <= simd_accumulators.
+  static constexpr int grad_outputs = [] {
+    int best = 1;
+    for (int d = 1; d <= Cout; ++d) {
+      if (Cout % d == 0 && d * K <= simd_accumulators) {
+        best = d;
+      }
+    }
+    return best;
+  }();
+  static constexpr bool has_weight_gradient = K <= simd_accumulators;
+  /// The output-gradient rows weight_gradient reads: Cout rows of row_size values.
+  static constexpr Index gradient_rows_size = Index{Cout} * row_size;
+
+  /// dy (Cout, Hout, Wout) of one sample -> Cout rows in forward's output layout (output q at
+  /// oy·stride + ox). Expects the rows zero where nothing is written (the ends of the rows and
+  /// past span), as they are when allocated: the outputs thrown away get a zero gradient.
+  static void spread(const T* dy, T* rows) {
+    for (int o = 0; o < Cout; ++o) {
+      for (int oy = 0; oy < out_height; ++oy) {
+        std::memcpy(rows + o * row_size + oy * stride,
+                    dy + (Index{o} * out_height + oy) * out_width, sizeof(T) * out_width);
+      }
+    }
+  }
+
+  /// dw (Cout, Cin, K, K) += one sample's weight gradient, from its copies (unfold) and its
+  /// output gradient rows (spread): dw[o, c, ky, kx] = Σ_q rows[o, q] · copy_kx[q + c·plane +
+  /// ky·stride], the correlation forward computes, read the other way. No im2col and no
+  /// packing; at batch 1 the copies are forward's own.
+  static void weight_gradient(const T* copies, const T* rows, T* dw) {
+    for (int o = 0; o < Cout; o += grad_outputs) {
+      for (int c = 0; c < Cin; ++c) {
+        for (int ky = 0; ky < K; ++ky) {
+          gradient_block(copies + c * plane + ky * stride, rows + o * row_size,
+                         dw + o * patch_size + (c * K + ky) * K,
+                         std::make_index_sequence<grad_outputs * K>{});
+        }
+      }
+    }
+  }
+
   /// One sample: y (Cout, Hout, Wout) from the copies unfold wrote (in a workspace of
   /// workspace_size values).
   static void forward(T* copies, const T* w, const T* b, T* y) {
@@ -169,6 +213,24 @@ struct DirectRows {
   }
 
  private:
+  /// grad_outputs channels (J / K) x K taps (J % K) of one (c, ky): each accumulator sums
+  /// products of an output-gradient row and a copy over every vector of q, then adds its lanes.
+  template <std::size_t... J>
+  EIGEN_DONT_INLINE static void gradient_block(const T* x, const T* rows, T* dw,
+                                               std::index_sequence<J...>) {
+    using Vec = Eigen::Array<T, lanes, 1>;
+    Vec acc[sizeof...(J)];
+    for (Vec& a : acc) {
+      a.setZero();
+    }
+    for (Index q = 0; q < row_size; q += lanes) {
+      ((acc[J] += Eigen::Map<const Vec>(rows + (J / K) * row_size + q) *
+                  Eigen::Map<const Vec>(x + (J % K) * copy_size + q)),
+       ...);
+    }
+    ((dw[(J / K) * patch_size + J % K] += acc[J].sum()), ...);
+  }
+
   /// A block of consecutive outputs from the copies (from the block's first output on).
   /// Not inlined: inlined into its caller's loops, g++ 12 spills accumulators.
   EIGEN_DONT_INLINE static void accumulate(const T* x, const T* w, T bias, T* out) {
@@ -221,6 +283,35 @@ struct DirectChannels {
     }
   }
 
+  /// The weight gradient keeps K taps x Cout channels in registers (counted, as conv_kernel
+  /// does, with 32-byte registers): offered when that fits simd_accumulators.
+  static constexpr bool has_weight_gradient =
+      K * ((Cout * static_cast<int>(sizeof(T)) + 31) / 32) <= simd_accumulators;
+  /// Size of the transposed output gradient weight_gradient reads.
+  static constexpr Index gradient_size = pixels * Cout;
+
+  /// dy (Cout, pixels) of one sample -> dyt (pixels, Cout): each pixel's Cout values together.
+  static void transpose_gradient(const T* dy, T* dyt) {
+    for (int o = 0; o < Cout; ++o) {
+      for (Index p = 0; p < pixels; ++p) {
+        dyt[p * Cout + o] = dy[o * pixels + p];
+      }
+    }
+  }
+
+  /// dw (Cout, Cin·K·K) += one sample's weight gradient from xp (Cin, H, W) and dyt
+  /// (transpose_gradient): dw[o, (c, ky, kx)] = Σ_pixels xp[c, oy·S + ky, ox·S + kx] ·
+  /// dy[o, oy, ox], K taps of one (c, ky) at a time, each with its Cout channels in registers;
+  /// the input is read in place (no im2col, no packing).
+  static void weight_gradient(const T* xp, const T* dyt, T* dw) {
+    for (int c = 0; c < Cin; ++c) {
+      for (int ky = 0; ky < K; ++ky) {
+        tap_row(xp + c * plane + Index{ky} * W, dyt, dw + (c * K + ky) * K,
+                std::make_index_sequence<K>{});
+      }
+    }
+  }
+
   /// One sample: y (Cout, Hout, Wout) from xp (Cin, H, W) and wt from transpose_weights.
   static void forward(const T* xp, const T* wt, const T* b, T* y) {
     // The last block ends at the last pixel, overlapping the one before (its pixels computed
@@ -233,6 +324,26 @@ struct DirectChannels {
 
  private:
   using Channels = Eigen::Array<T, Cout, 1>;
+
+  template <std::size_t... I>
+  EIGEN_DONT_INLINE static void tap_row(const T* x, const T* dyt, T* dw,
+                                        std::index_sequence<I...>) {
+    Channels acc[K];
+    for (Channels& a : acc) {
+      a.setZero();
+    }
+    const T* d = dyt;
+    for (int oy = 0; oy < out_height; ++oy) {
+      const T* row = x + Index{oy} * S * W;
+      for (int ox = 0; ox < out_width; ++ox, d += Cout) {
+        const Channels g = Eigen::Map<const Channels>(d);
+        ((acc[I] += row[ox * S + I] * g), ...);
+      }
+    }
+    for (int o = 0; o < Cout; ++o) {
+      ((dw[o * patch_size + I] += acc[I][o]), ...);
+    }
+  }
 
   template <std::size_t... I>
   EIGEN_DONT_INLINE static void pixel_block(const T* xp, const T* wt, const T* b, T* y, Index first,

@@ -5,3 +5,4 @@
 #include <edgescale/core.hpp>
 #include <edgescale/data.hpp>
 #include <edgescale/nn.hpp>
+#include <edgescale/prune.hpp>

@@ -1,5 +1,6 @@
 // edgescale/nn.hpp — the network core: layers, Sequential, layer visits and hooks, spec
-// transforms, gates, losses, initialisers, optimizers, schedules, callbacks and the training loop.
+// transforms, gates, losses, initialisers, optimizers, schedules, callbacks, the overwriting
+// backward and the training loop.
 #pragma once
 
 #include <edgescale/nn/activation.hpp>
@@ -18,6 +19,7 @@
 #include <edgescale/nn/optim/schedule.hpp>
 #include <edgescale/nn/optim/sgd.hpp>
 #include <edgescale/nn/options.hpp>
+#include <edgescale/nn/overwrite.hpp>
 #include <edgescale/nn/pool.hpp>
 #include <edgescale/nn/residual.hpp>
 #include <edgescale/nn/sequential.hpp>

@@ -36,9 +36,10 @@
 
 namespace edgescale {
 
-/// Which tensors a ParameterSet holds: the trained ones (weights, biases, scales), or all of them
-/// (buffers such as BatchNorm's running statistics too, as FedAvg over BatchNorm networks wants).
-enum class TensorSelection { trained, all };
+/// Which tensors a ParameterSet holds: the trained ones (weights, biases, scales), all of them
+/// (buffers such as BatchNorm's running statistics too, as FedAvg over BatchNorm networks wants),
+/// or the prunable ones (role weight: what pruning scores and masks).
+enum class TensorSelection { trained, all, prunable };
 
 /// Where one tensor sits in a flat parameter vector.
 struct TensorSlot {
@@ -104,7 +105,15 @@ class NameMatcher {
 
 template <class P>
 bool selected(const P& p, TensorSelection which) {
-  return which == TensorSelection::all || p.trainable();
+  switch (which) {
+    case TensorSelection::all:
+      return true;
+    case TensorSelection::prunable:
+      return p.prunable();
+    case TensorSelection::trained:
+      break;
+  }
+  return p.trainable();
 }
 
 }  // namespace detail

@@ -1,0 +1,8 @@
+// edgescale/prune.hpp — pruning: the scorer concept, scorers, masks and the pruning schedule.
+#pragma once
+
+#include <edgescale/prune/magnitude.hpp>
+#include <edgescale/prune/mask.hpp>
+#include <edgescale/prune/random.hpp>
+#include <edgescale/prune/schedule.hpp>
+#include <edgescale/prune/scorer.hpp>

@@ -216,3 +216,55 @@ TEST_CASE("tensor names must be file names, once each") {
                        doctest::Contains("tensor '0.bias' has 5 values but shape (3,)"),
                        shape_error);
 }
+
+TEST_CASE_TEMPLATE("a pruning mask is saved beside its tensor as <name>_mask.npy and restored", T,
+                   float, double) {
+  const TempDir dir;
+  TinyNet<T> net;
+  net.fill(T(0.5));
+  net.weight.mask = Vector<T>::Ones(6);
+  net.weight.mask[1] = T(0);
+  net.weight.mask[4] = T(0);
+  net.weight.apply_mask();
+  save_parameters(net, dir.path());
+  // torch.nn.utils.prune's buffer name, in the tensor's shape; dense tensors get no mask file.
+  const auto mask = load_npy<T>(dir.path() / "0.weight_mask.npy");
+  CHECK(mask.shape == std::vector<Index>{3, 2});
+  CHECK(mask.data == std::vector<T>{1, 0, 1, 1, 0, 1});
+  CHECK_FALSE(std::filesystem::exists(dir.path() / "0.bias_mask.npy"));
+
+  TinyNet<T> loaded;
+  loaded.bias.mask = Vector<T>::Ones(3);  // a mask the files do not have is cleared
+  load_parameters(loaded, dir.path());
+  CHECK(loaded.weight.mask == net.weight.mask);
+  CHECK(loaded.weight.value == net.weight.value);
+  CHECK(loaded.weight.value[1] == T(0));
+  CHECK_FALSE(loaded.bias.masked());
+
+  SUBCASE("saving the tensor dense again removes the mask file") {
+    net.weight.mask.resize(0);
+    save_parameters(net, dir.path());
+    CHECK_FALSE(std::filesystem::exists(dir.path() / "0.weight_mask.npy"));
+    load_parameters(loaded, dir.path());
+    CHECK_FALSE(loaded.weight.masked());
+  }
+  SUBCASE("a mask file with an entry other than 0 and 1 is refused; nothing changes") {
+    const std::array<T, 6> bad{1, 0.5, 1, 1, 0, 1};
+    const std::array<Index, 2> shape{3, 2};
+    save_npy(dir.path() / "0.weight_mask.npy", bad.data(), std::span<const Index>(shape));
+    TinyNet<T> fresh;
+    fresh.fill(T(7));
+    CHECK_THROWS_AS(load_parameters(fresh, dir.path()), format_error);
+    CHECK(fresh.weight.value[1] == T(7.25));
+    CHECK_FALSE(fresh.weight.masked());
+  }
+  SUBCASE("a mask file of another shape is refused, naming it") {
+    const std::array<T, 3> wrong{1, 0, 1};
+    const std::array<Index, 1> shape{3};
+    save_npy(dir.path() / "0.weight_mask.npy", wrong.data(), std::span<const Index>(shape));
+    TinyNet<T> fresh;
+    CHECK_THROWS_WITH_AS(load_parameters(fresh, dir.path()),
+                         doctest::Contains("tensor '0.weight_mask'"), shape_error);
+    CHECK_FALSE(fresh.weight.masked());
+  }
+}

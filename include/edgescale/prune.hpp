@@ -6,3 +6,5 @@
 #include <edgescale/prune/random.hpp>
 #include <edgescale/prune/schedule.hpp>
 #include <edgescale/prune/scorer.hpp>
+#include <edgescale/prune/snip.hpp>
+#include <edgescale/prune/synflow.hpp>

@@ -182,18 +182,11 @@ class BasicSequential {
   /// the gradient w.r.t. the input.
   ConstBatchView<T> backward(const ConstBatchView<T>& dy) {
     check_rows(dy, output_shape::size, "output gradient");
-    return backward_from<size - 1>(dy);
+    return backward_from<false, size - 1>(dy);
   }
 
   /// As backward, without the input gradient (what training needs).
-  void backward_parameters(const ConstBatchView<T>& dy) {
-    check_rows(dy, output_shape::size, "output gradient");
-    if constexpr (size == 1) {
-      first_layer_parameters(dy);
-    } else {
-      first_layer_parameters(backward_from<size - 1, 1>(dy));
-    }
-  }
+  void backward_parameters(const ConstBatchView<T>& dy) { parameter_backward<false>(dy); }
 
   /// backward and backward_parameters that write every parameter gradient instead of adding to
   /// it: the gradients of zero_grad() then backward, without the zeroing pass (nn/overwrite.hpp).
@@ -201,16 +194,10 @@ class BasicSequential {
   /// backward.
   ConstBatchView<T> backward(const ConstBatchView<T>& dy, OverwriteGradients /*tag*/) {
     check_rows(dy, output_shape::size, "output gradient");
-    return backward_overwriting_from<size - 1>(dy);
+    return backward_from<true, size - 1>(dy);
   }
   void backward_parameters(const ConstBatchView<T>& dy, OverwriteGradients /*tag*/) {
-    check_rows(dy, output_shape::size, "output gradient");
-    if constexpr (size == 1) {
-      backward_parameters_overwriting(std::get<0>(layers_), dy);
-    } else {
-      backward_parameters_overwriting(std::get<0>(layers_),
-                                      backward_overwriting_from<size - 1, 1>(dy));
-    }
+    parameter_backward<true>(dy);
   }
 
   // ---- tensors ----
@@ -424,34 +411,43 @@ class BasicSequential {
     }
   }
 
-  /// Backward through layers I, I-1, ..., Stop; returns the gradient w.r.t. layer Stop's input.
-  template <std::size_t I, std::size_t Stop = 0>
+  /// Backward through layers I, I-1, ..., Stop, each adding to its gradients or (Overwrite)
+  /// writing them; returns the gradient w.r.t. layer Stop's input.
+  template <bool Overwrite, std::size_t I, std::size_t Stop = 0>
   ConstBatchView<T> backward_from(const ConstBatchView<T>& dy) {
-    const ConstBatchView<T> dx = std::get<I>(layers_).backward(dy);
+    auto& layer = std::get<I>(layers_);
+    const ConstBatchView<T> dx = [&]() -> ConstBatchView<T> {
+      if constexpr (Overwrite) {
+        return backward_overwriting(layer, dy);
+      } else {
+        return layer.backward(dy);
+      }
+    }();
     if constexpr (I == Stop) {
       return dx;
     } else {
-      return backward_from<I - 1, Stop>(dx);
+      return backward_from<Overwrite, I - 1, Stop>(dx);
     }
   }
 
-  /// backward_from, each layer writing its gradients.
-  template <std::size_t I, std::size_t Stop = 0>
-  ConstBatchView<T> backward_overwriting_from(const ConstBatchView<T>& dy) {
-    const ConstBatchView<T> dx = backward_overwriting(std::get<I>(layers_), dy);
-    if constexpr (I == Stop) {
-      return dx;
-    } else {
-      return backward_overwriting_from<I - 1, Stop>(dx);
-    }
-  }
-
-  void first_layer_parameters(const ConstBatchView<T>& dy) {
+  /// The parameter gradients of every layer, the first without its input gradient.
+  template <bool Overwrite>
+  void parameter_backward(const ConstBatchView<T>& dy) {
+    check_rows(dy, output_shape::size, "output gradient");
     auto& first = std::get<0>(layers_);
-    if constexpr (HasParameterOnlyBackward<layer_type<0>>) {
-      first.backward_parameters(dy);
+    const ConstBatchView<T> dy0 = [&]() -> ConstBatchView<T> {
+      if constexpr (size == 1) {
+        return dy;
+      } else {
+        return backward_from<Overwrite, size - 1, 1>(dy);
+      }
+    }();
+    if constexpr (Overwrite) {
+      backward_parameters_overwriting(first, dy0);
+    } else if constexpr (HasParameterOnlyBackward<layer_type<0>>) {
+      first.backward_parameters(dy0);
     } else {
-      first.backward(dy);
+      first.backward(dy0);
     }
   }
 

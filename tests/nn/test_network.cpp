@@ -17,6 +17,7 @@
 #include <doctest/doctest.h>
 
 #include <map>
+#include <stdexcept>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -237,4 +238,22 @@ TEST_CASE("extractor and head come in the network's mode") {
   CHECK(!e.layer<2>().body().layer<1>().training());  // the BatchNorm inside
   net.set_training(true);
   CHECK(net.extractor<3>().training());
+}
+
+TEST_CASE("ModeScope sets a mode for a scope and restores the old one, after an exception too") {
+  nn::Sequential<nn::Input<3>, nn::Dense<3, 2>> net;
+  net.set_training(true);
+  {
+    const nn::ModeScope evaluation(net, false);
+    CHECK_FALSE(net.training());
+  }
+  CHECK(net.training());
+  try {
+    const nn::ModeScope evaluation(net, false);
+    throw std::runtime_error("inside");
+  } catch (const std::runtime_error&) {
+  }
+  CHECK(net.training());
+  nn::DenseLayer<float, 3, 2, true> layer;  // no modes: nothing to set
+  const nn::ModeScope nothing(layer, false);
 }

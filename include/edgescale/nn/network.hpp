@@ -8,6 +8,7 @@
 //   auto psi = nn::features(net, x);          // layers [0, size − 1): ψ(x), no copy of any layer
 //   auto h = nn::features<4>(net, x);         // layers [0, 4)
 //   nn::release_workspaces(net);              // a parked client model holds no scratch memory
+//   { nn::ModeScope eval(net, false); ... }   // evaluation mode here, the old mode restored after
 //
 // Paths: a layer's index in its network ("3"); inside a container, the container's path, its
 // member name and the index ("2.body.1" in a Residual at index 2). Tensor names extend the path
@@ -76,5 +77,34 @@ std::size_t workspace_bytes(L& layer) {
   }
   return bytes;
 }
+
+/// Sets a network's (or layer's) training mode for a scope and restores the mode it had when the
+/// scope ends, exceptions included. For a type without modes (set_training and training) it does
+/// nothing.
+template <class Net>
+class ModeScope {
+  static constexpr bool has_modes = HasTrainingMode<Net> && requires(const Net& n) {
+    static_cast<bool>(n.training());
+  };
+
+ public:
+  ModeScope(Net& net, bool training) : net_(net) {
+    if constexpr (has_modes) {
+      was_ = net.training();
+      net.set_training(training);
+    }
+  }
+  ~ModeScope() {
+    if constexpr (has_modes) {
+      net_.set_training(was_);
+    }
+  }
+  ModeScope(const ModeScope&) = delete;
+  ModeScope& operator=(const ModeScope&) = delete;
+
+ private:
+  Net& net_;
+  bool was_ = false;
+};
 
 }  // namespace edgescale::nn

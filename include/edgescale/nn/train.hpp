@@ -24,6 +24,7 @@
 #include <edgescale/nn/callbacks.hpp>
 #include <edgescale/nn/concepts.hpp>
 #include <edgescale/nn/loss.hpp>
+#include <edgescale/nn/network.hpp>
 #include <edgescale/nn/optim/schedule.hpp>
 #include <edgescale/nn/overwrite.hpp>
 
@@ -89,8 +90,7 @@ class Trainer {
   /// evaluation mode; the network's mode is restored afterwards.
   template <BatchSource<T> Source>
   Evaluation evaluate(Source& source) {
-    const bool was_training = net_.training();
-    net_.set_training(false);
+    const ModeScope evaluation(net_, false);
     Evaluation e;
     e.classification = classification;
     double loss_sum = 0;
@@ -108,7 +108,6 @@ class Trainer {
       }
       e.samples += x.cols();
     }
-    net_.set_training(was_training);
     if (e.samples > 0) {
       e.loss = loss_sum / static_cast<double>(e.samples);
       e.accuracy = static_cast<double>(correct) / static_cast<double>(e.samples);

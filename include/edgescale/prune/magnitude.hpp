@@ -14,8 +14,7 @@ struct Magnitude {
 
   template <NamedTensors Net, class Data>
   ParameterSet<double> score(const Net& net, const Data& /*data*/, Rng& /*rng*/) const {
-    ParameterSet<double> s(net, TensorSelection::prunable);
-    s.set_mask({});
+    ParameterSet<double> s = prunable_values(net);
     s.values() = s.values().cwiseAbs();
     return s;
   }

@@ -30,7 +30,7 @@ namespace edgescale::prune {
 /// Thresholds over all prunable tensors together, or each tensor alone.
 enum class Scope { global, layer };
 
-/// Throws argument_error unless 0 < `density` < 1 (or <= 1 when `allow_dense`); `what` names it.
+/// Throws argument_error unless 0 < `value` < 1 (or <= 1 when `allow_one`); `what` names it.
 inline void check_fraction(double value, std::string_view what, bool allow_one = false) {
   const bool ok = value > 0.0 && (value < 1.0 || (allow_one && value == 1.0));
   if (!ok) {  // NaN fails too

@@ -49,6 +49,26 @@ ParameterSet<double> zero_scores(const Net& net) {
       std::make_shared<const ParameterLayout>(ParameterLayout::of(net, TensorSelection::prunable)));
 }
 
+/// The values of the prunable tensors of `net`, in double, without their masks: where most
+/// scores start.
+template <NamedTensors Net>
+ParameterSet<double> prunable_values(const Net& net) {
+  ParameterSet<double> s(net, TensorSelection::prunable);
+  s.set_mask({});
+  return s;
+}
+
+/// |θ ⊙ ∂/∂θ| for every prunable weight, from the values and the gradients `net` holds (SNIP's
+/// and SynFlow's score, each after its own backward).
+template <NamedTensors Net>
+ParameterSet<double> value_times_gradient(const Net& net) {
+  ParameterSet<double> s = prunable_values(net);
+  ParameterSet<double> grad = s.zeros_like();
+  grad.read_gradients(net);
+  s.values() = (s.values().array() * grad.values().array()).abs().matrix();
+  return s;
+}
+
 template <class S, class Net>
 concept PruningScorer = nn::Network<Net> &&
     requires(S& scorer, Net& net, const PruningData<typename Net::scalar_type>& data, Rng& rng) {

@@ -13,35 +13,13 @@
 #include <edgescale/core/tensor.hpp>
 #include <edgescale/nn/concepts.hpp>
 #include <edgescale/nn/loss.hpp>
+#include <edgescale/nn/network.hpp>
 #include <edgescale/prune/scorer.hpp>
 
 #include <cmath>
 #include <string>
 
 namespace edgescale::prune {
-
-namespace detail {
-
-/// Runs f with `net` in evaluation mode (when it has modes), restoring the mode afterwards.
-template <class Net, class F>
-decltype(auto) in_evaluation_mode(Net& net, F&& f) {
-  if constexpr (requires {
-                  net.set_training(false);
-                  net.training();
-                }) {
-    struct Restore {
-      Net& net;
-      bool was;
-      ~Restore() { net.set_training(was); }
-    } restore{net, net.training()};
-    net.set_training(false);
-    return f();
-  } else {
-    return f();
-  }
-}
-
-}  // namespace detail
 
 struct Snip {
   static constexpr bool needs_data = true;
@@ -51,27 +29,22 @@ struct Snip {
                              Rng& /*rng*/) const {
     using T = typename Net::scalar_type;
     check_data(data, Net::input_shape::size, true, "SNIP");
-    return detail::in_evaluation_mode(net, [&] {
-      const ConstBatchView<T> out = net.forward(data.inputs);
-      Matrix<T> g(out.rows(), out.cols());
-      BatchView<T> gv(g.data(), g.rows(), g.cols());
-      nn::SoftmaxCrossEntropy{}.value_and_gradient(out, data.labels, gv);
-      net.zero_grad();
-      net.backward_parameters(ConstBatchView<T>(g.data(), g.rows(), g.cols()));
-      ParameterSet<double> s(net, TensorSelection::prunable);
-      s.set_mask({});
-      ParameterSet<double> grad = s.zeros_like();
-      grad.read_gradients(net);
-      net.zero_grad();
-      s.values() = (s.values().array() * grad.values().array()).abs().matrix();
-      const double total = s.values().sum();
-      if (!(total > 0.0) || !std::isfinite(total)) {
-        throw argument_error("SNIP: the scores sum to " + std::to_string(total) +
-                             " (no weight moves the loss), nothing to normalise");
-      }
-      s.values() /= total;
-      return s;
-    });
+    const nn::ModeScope evaluation(net, false);
+    const ConstBatchView<T> out = net.forward(data.inputs);
+    Matrix<T> g(out.rows(), out.cols());
+    BatchView<T> gv(g.data(), g.rows(), g.cols());
+    nn::SoftmaxCrossEntropy{}.value_and_gradient(out, data.labels, gv);
+    net.zero_grad();
+    net.backward_parameters(ConstBatchView<T>(g.data(), g.rows(), g.cols()));
+    ParameterSet<double> s = value_times_gradient(net);
+    net.zero_grad();
+    const double total = s.values().sum();
+    if (!(total > 0.0) || !std::isfinite(total)) {
+      throw argument_error("SNIP: the scores sum to " + std::to_string(total) +
+                           " (no weight moves the loss), nothing to normalise");
+    }
+    s.values() /= total;
+    return s;
   }
 };
 

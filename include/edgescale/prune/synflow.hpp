@@ -32,12 +32,7 @@ struct SynFlow {
     const Matrix<T> dr = Matrix<T>::Ones(out.rows(), 1);
     linear.zero_grad();
     linear.backward_parameters(ConstBatchView<T>(dr.data(), dr.rows(), 1));
-    ParameterSet<double> s(linear, TensorSelection::prunable);
-    s.set_mask({});
-    ParameterSet<double> grad = s.zeros_like();
-    grad.read_gradients(linear);
-    s.values() = (s.values().array() * grad.values().array()).abs().matrix();
-    return s;
+    return value_times_gradient(linear);
   }
 };
 

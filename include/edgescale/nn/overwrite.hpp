@@ -40,11 +40,12 @@ concept OverwritesGradients = HasScalarType<L> &&
   layer.backward_parameters(dy, tag);
 };
 
-/// Zeroes every gradient of `layer` (none when it has no tensors; buffers have no gradient).
+/// Zeroes every gradient of `layer` or network (none when it has no tensors; buffers have no
+/// gradient). Sequential::zero_grad is this.
 template <class L>
 void zero_gradients(L& layer) {
   if constexpr (NamedTensors<L>) {
-    for_each_tensor(layer, [](std::string_view, auto& p) { p.zero_grad(); });
+    for_each_parameter(layer, [](std::string_view, auto& p) { p.zero_grad(); });
   }
 }
 

@@ -228,9 +228,7 @@ class BasicSequential {
     return n;
   }
 
-  void zero_grad() {
-    for_each_parameter([](std::string_view, Parameter<T>& p) { p.zero_grad(); });
-  }
+  void zero_grad() { zero_gradients(*this); }
 
   // ---- layers ----
 

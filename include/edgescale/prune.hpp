@@ -1,8 +1,10 @@
-// edgescale/prune.hpp — pruning: the scorer concept, scorers, masks and the pruning schedule.
+// edgescale/prune.hpp — pruning: the scorer concept, scorers, masks, the pruning schedule and the
+// exact empirical NTK oracle.
 #pragma once
 
 #include <edgescale/prune/magnitude.hpp>
 #include <edgescale/prune/mask.hpp>
+#include <edgescale/prune/ntk.hpp>
 #include <edgescale/prune/random.hpp>
 #include <edgescale/prune/schedule.hpp>
 #include <edgescale/prune/scorer.hpp>

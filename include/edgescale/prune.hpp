@@ -3,6 +3,7 @@
 
 #include <edgescale/prune/magnitude.hpp>
 #include <edgescale/prune/mask.hpp>
+#include <edgescale/prune/px.hpp>
 #include <edgescale/prune/random.hpp>
 #include <edgescale/prune/schedule.hpp>
 #include <edgescale/prune/scorer.hpp>

@@ -1,6 +1,8 @@
 // edgescale/prune.hpp — pruning: the scorer concept, scorers, masks and the pruning schedule.
 #pragma once
 
+#include <edgescale/prune/grasp.hpp>
+#include <edgescale/prune/itersnip.hpp>
 #include <edgescale/prune/magnitude.hpp>
 #include <edgescale/prune/mask.hpp>
 #include <edgescale/prune/px.hpp>

@@ -11,6 +11,7 @@
 #include <edgescale/prune/itersnip.hpp>
 #include <edgescale/prune/magnitude.hpp>
 #include <edgescale/prune/mask.hpp>
+#include <edgescale/prune/px.hpp>
 #include <edgescale/prune/snip.hpp>
 #include <edgescale/prune/synflow.hpp>
 
@@ -161,6 +162,16 @@ TEST_CASE("SNIP, IterSNIP and GraSP on a masked MLP match PyTorch (pruned weight
   check_against_pytorch(c, prune::Snip{}, "mlp_masked_snip");
   check_against_pytorch(c, prune::IterSnip{}, "mlp_masked_itersnip");
   check_against_pytorch(c, prune::Grasp{}, "mlp_masked_grasp");
+}
+
+TEST_CASE("PX matches PyTorch to 1e-10 (double): both max-pooling routings, and masked") {
+  Case<Mlp> mlp(4);
+  Case<ConvNet> conv(3);
+  check_against_pytorch(mlp, prune::Px{}, "mlp_px");
+  check_against_pytorch(conv, prune::Px{}, "conv_px");
+  check_against_pytorch(conv, prune::Px{.pooling = prune::PoolRouting::real}, "conv_px_consistent");
+  mlp.mask_every_third();
+  check_against_pytorch(mlp, prune::Px{}, "mlp_masked_px");
 }
 
 TEST_CASE("SNIP scores a weight whose mask is 0 but whose value is not; IterSNIP gives it 0") {

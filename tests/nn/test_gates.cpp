@@ -3,8 +3,11 @@
 // jvf pass: weights and biases 1, input x², real gates).
 #include <edgescale/core/parameter_set.hpp>
 #include <edgescale/nn/activation.hpp>
+#include <edgescale/nn/conv2d.hpp>
 #include <edgescale/nn/dense.hpp>
+#include <edgescale/nn/flatten.hpp>
 #include <edgescale/nn/gates.hpp>
+#include <edgescale/nn/pool.hpp>
 #include <edgescale/nn/residual.hpp>
 #include <edgescale/nn/sequential.hpp>
 
@@ -136,4 +139,48 @@ TEST_CASE("gates inside a residual block are recorded and imposed by path") {
   nn::impose_gates(twin, gates);
   CHECK(twin.layer<2>().body().layer<1>().gated());
   CHECK((twin.forward(x) - real).cwiseAbs().maxCoeff() < 1e-14);
+}
+
+TEST_CASE("max pooling choices are recorded and imposed by path: routed, the twin is the net") {
+  using Conv = nn::BasicSequential<double, nn::Input<2, 6, 6>, nn::Conv2D<2, 3, 3, nn::Pad<1>>,
+                                   nn::ReLU, nn::MaxPool2D<2>, nn::Flatten, nn::Dense<27, 2>>;
+  using ConvTwin = nn::gated_twin_t<Conv>;
+  static_assert(nn::is_routed_max_pool_layer_v<ConvTwin::layer_type<2>>);
+  Rng rng = make_stream(4, "pool routes");
+  Conv net{nn::init::kaiming_normal, rng};
+  const Matrix<double> x = test::random_batch(72, 3, rng);
+  nn::GateRecorder<double> gates;
+  const Matrix<double> real = net.forward(x, gates);
+  REQUIRE(gates.route("2").rows() == 27);
+  REQUIRE(gates.route("2").cols() == 3);
+  CHECK(gates.route("2").minCoeff() >= 0);
+  CHECK(gates.route("2").maxCoeff() <= 3);
+
+  ConvTwin twin;
+  copy_tensors(net, twin);
+  CHECK((twin.forward(x) - real).cwiseAbs().maxCoeff() < 1e-14);  // unrouted: a max pooling
+
+  // Routed through the real choices under the real gates: the real network again, value and
+  // input gradient.
+  nn::impose_gates(twin, gates);
+  nn::impose_routes(twin, gates);
+  CHECK((twin.forward(x) - real).cwiseAbs().maxCoeff() < 1e-14);
+  const Matrix<double> dy = test::random_batch(2, 3, rng);
+  const Matrix<double> dx_real = net.backward(batch_view(dy));
+  CHECK((twin.backward(batch_view(dy)) - dx_real).cwiseAbs().maxCoeff() < 1e-14);
+
+  // With other weights the routed pooling no longer takes the maximum: it is a fixed selection,
+  // linear in its input (finite differences agree everywhere, also where a max would switch).
+  for_each_tensor(twin, [](std::string_view, Parameter<double>& p) { p.value.setOnes(); });
+  const Matrix<double> x2 = x.array().square().matrix();
+  const auto r = test::gradient_check(twin, x2, rng);
+  CHECK(r.worst() < 1e-6);
+
+  // A route of another size, or a position outside the window, is refused.
+  nn::RoutedMaxPool2DLayer<double, Shape<3, 6, 6>, 2> pool;
+  CHECK_THROWS_AS(pool.set_route(nn::PoolRoute::Zero(26, 1)), shape_error);
+  CHECK_THROWS_AS(pool.set_route(nn::PoolRoute::Constant(27, 1, 4)), argument_error);
+  nn::GateRecorder<double> none;
+  ConvTwin fresh;
+  CHECK_THROWS_AS(nn::impose_routes(fresh, none), argument_error);
 }

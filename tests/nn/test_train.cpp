@@ -13,6 +13,7 @@
 
 #include <cmath>
 #include <limits>
+#include <numbers>
 #include <numeric>
 #include <sstream>
 #include <string>
@@ -295,4 +296,28 @@ TEST_CASE("a non-finite loss stops training before the step and leaves the netwo
   const ParameterSet<float> after(net, TensorSelection::all);
   CHECK(after.values() == before.values());  // bit for bit: no update reached the weights
   CHECK(opt.steps() == 0);
+}
+
+TEST_CASE("a per-step cosine schedule sets the rate before every step, at the epoch's progress") {
+  Rng rng = make_stream(11, "per-step");
+  Matrix<double> x(3, 64);
+  for (Index i = 0; i < x.size(); ++i) {
+    x.data()[i] = standard_normal(rng);
+  }
+  const Matrix<double> y = x.topRows(2);
+  RegressionSource source(x, y, 16);  // 4 steps per epoch
+  nn::BasicSequential<double, nn::Dense<3, 2>> net{nn::init::xavier_normal, rng};
+  nn::Trainer<decltype(net), nn::MeanSquaredError> trainer{net};
+  nn::SGD opt{{.learning_rate = 1.0}};
+  const nn::CosineSchedule per_step{.base = 0.1, .epochs = 2, .per_step = true};
+  static_assert(nn::StepwiseSchedule<nn::CosineSchedule>);
+  CHECK(per_step.at(0.5) == doctest::Approx(0.1 * (1 + std::cos(std::numbers::pi / 4)) / 2));
+  const auto h = nn::fit(trainer, opt, source, nn::no_evaluation, {.epochs = 2}, per_step, rng);
+  // the last step of epoch e ran at progress e + 48/64
+  CHECK(h[0].learning_rate == doctest::Approx(per_step.at(0.75)).epsilon(1e-14));
+  CHECK(h[1].learning_rate == doctest::Approx(per_step.at(1.75)).epsilon(1e-14));
+  // per epoch, the rate of the epoch's start throughout
+  const nn::CosineSchedule per_epoch{.base = 0.1, .epochs = 2};
+  const auto e = nn::fit(trainer, opt, source, nn::no_evaluation, {.epochs = 2}, per_epoch, rng);
+  CHECK(e[1].learning_rate == doctest::Approx(per_epoch(1)).epsilon(1e-14));
 }

@@ -11,6 +11,7 @@
 #include <edgescale/nn/pool.hpp>
 #include <edgescale/nn/sequential.hpp>
 #include <edgescale/prune/ntk.hpp>
+#include <edgescale/prune/px.hpp>
 
 #include <Eigen/Eigenvalues>
 
@@ -248,18 +249,41 @@ struct ChainCount {
   int conv = 0;
 };
 
+/// ‖a − b‖ ≤ 1e-12 ‖b‖ (rounding only).
+template <class A, class B>
+bool agree(const A& a, const B& b) {
+  return (a - b).norm() <= 1e-12 * b.norm();
+}
+
+/// PX's passes against the path walk: z1, z2, R and ∂R/∂(θ²) for every trained value (a masked
+/// weight's too: the paths through it, the others' values fixed).
+void check_terms(const prune::PxTerms& t, const test::PathSums& paths, prune::PoolRouting routing) {
+  const bool real = routing == prune::PoolRouting::real;
+  CHECK(agree(t.z1, paths.z1));
+  if (real) {
+    CHECK(agree(t.z2, paths.z2_routed));
+  } else {
+    REQUIRE(t.z2.cols() == 1);
+    CHECK(agree(t.z2.col(0), paths.z2));
+  }
+  CHECK(t.r == doctest::Approx(real ? paths.r_real : paths.r_auxiliary).epsilon(1e-12));
+  CHECK(agree(t.dr_dsquare.values(), real ? paths.dr_real : paths.dr_auxiliary));
+}
+
 template <class N>
-void check_chain(N& net, const Matrix<double>& x, bool real_routing) {
+void check_chain(N& net, const Matrix<double>& x, prune::PoolRouting routing) {
   const prune::EmpiricalNtk ntk = prune::empirical_ntk(net, x);
+  const prune::PxTerms px = prune::px_terms(net, {batch_view(x), {}}, routing);
   const test::PathSums paths = test::enumerate_paths(net, x);
   const Matrix<double> y = net.forward(x);
   CHECK((paths.f - y).norm() <= 1e-12 * (1.0 + y.norm()));  // the walk is the network
+  check_terms(px, paths, routing);
 
   const double frobenius = ntk.frobenius_norm();
   const double trace = ntk.trace();
-  const double sum_dr = (real_routing ? paths.dr_real : paths.dr_auxiliary).sum();
-  const double jv_f = paths.z1.sum();  // ‖J_v f‖²_F
-  const double bound = jv_f * paths.jv_theta;
+  const double sum_dr = px.dr_dsquare.values().sum();
+  const double jv_f = px.z1.sum();             // ‖J_v f‖²_F
+  const double bound = jv_f * paths.jv_theta;  // ‖J_θ v‖²_F from the walk alone
   INFO("‖Θ‖_F = " << frobenius << ", Tr Θ = " << trace << ", Σ ∂R/∂θ² = " << sum_dr
                   << ", ‖J_v f‖²·‖J_θ v‖² = " << bound << ", paths " << paths.paths);
   CHECK(at_most(frobenius, trace));
@@ -268,7 +292,7 @@ void check_chain(N& net, const Matrix<double>& x, bool real_routing) {
 }
 
 template <class N>
-void chain_family(int count, std::string_view name, bool real_routing, ChainCount& c) {
+void chain_family(int count, std::string_view name, prune::PoolRouting routing, ChainCount& c) {
   Rng rng = make_stream(2024, name);
   for (int i = 0; i < count; ++i) {
     N net;
@@ -280,7 +304,7 @@ void chain_family(int count, std::string_view name, bool real_routing, ChainCoun
     const Matrix<double> x = random_inputs(N::input_shape::size, batch, rng);
     INFO(name << " #" << i << ": scale " << scale << ", bias sign " << bias_sign
               << ", masked fraction " << masked << ", batch " << batch);
-    check_chain(net, x, real_routing);
+    check_chain(net, x, routing);
     ++c.networks;
     c.with_masks += masked > 0 ? 1 : 0;
     c.conv += N::input_shape::rank == 3 ? 1 : 0;
@@ -291,18 +315,20 @@ void chain_family(int count, std::string_view name, bool real_routing, ChainCoun
 
 TEST_CASE("PX's chain ‖Θ‖_F ≤ Tr Θ ≤ Σ_j ∂R/∂θ_j² ≤ ‖J_v f‖²·‖J_θ v‖² on 100 random networks") {
   ChainCount c;
-  chain_family<Dense1x1>(10, "1 hidden, width 1", false, c);
-  chain_family<Dense1x6>(10, "1 hidden, width 6", false, c);
-  chain_family<Dense2>(10, "2 hidden", false, c);
-  chain_family<Dense3>(10, "3 hidden, first without bias", false, c);
-  chain_family<Dense4Narrow>(10, "4 hidden, a width-1 layer", false, c);
-  chain_family<Dense4Wide>(10, "4 hidden, widths 4-6", false, c);
-  chain_family<Dense2Scalar>(10, "2 hidden, one input, one output", false, c);
-  chain_family<ConvAvg>(8, "conv, average pooling", false, c);
-  chain_family<ConvConvAvg>(7, "two convs, average pooling", false, c);
-  chain_family<ConvMax>(8, "conv, max pooling (real routing)", true, c);
+  constexpr auto aux = prune::PoolRouting::auxiliary;
+  constexpr auto real = prune::PoolRouting::real;
+  chain_family<Dense1x1>(10, "1 hidden, width 1", aux, c);
+  chain_family<Dense1x6>(10, "1 hidden, width 6", aux, c);
+  chain_family<Dense2>(10, "2 hidden", aux, c);
+  chain_family<Dense3>(10, "3 hidden, first without bias", aux, c);
+  chain_family<Dense4Narrow>(10, "4 hidden, a width-1 layer", aux, c);
+  chain_family<Dense4Wide>(10, "4 hidden, widths 4-6", aux, c);
+  chain_family<Dense2Scalar>(10, "2 hidden, one input, one output", aux, c);
+  chain_family<ConvAvg>(8, "conv, average pooling", aux, c);
+  chain_family<ConvConvAvg>(7, "two convs, average pooling", aux, c);
+  chain_family<ConvMax>(8, "conv, max pooling (real routing)", real, c);
   chain_family<ConvStridedMaxOverlap>(7, "strided conv, overlapping max pooling (real routing)",
-                                      true, c);
+                                      real, c);
   CHECK(c.networks == 100);
   CHECK(c.conv == 30);
   CHECK(c.with_masks >= 20);
@@ -322,7 +348,7 @@ TEST_CASE("the squared form ‖Θ‖²_F ≤ ‖J_v f‖²·‖J_θ v‖² does 
     const test::PathSums paths = test::enumerate_paths(net, x);
     CHECK(ntk.frobenius_norm() == 2.0);
     CHECK(ntk.trace() == 2.0);
-    CHECK(paths.dr_auxiliary.sum() == 2.0);
+    CHECK(prune::px_terms(net, {batch_view(x), {}}).dr_dsquare.values().sum() == 2.0);
     CHECK(paths.z1.sum() == 1.0);
     CHECK(paths.jv_theta == 2.0);
     CHECK(ntk.kernel.squaredNorm() > paths.z1.sum() * paths.jv_theta);
@@ -337,6 +363,53 @@ TEST_CASE("the squared form ‖Θ‖²_F ≤ ‖J_v f‖²·‖J_θ v‖² does 
     const test::PathSums paths = test::enumerate_paths(net, x);
     const double bound = paths.z1.sum() * paths.jv_theta;
     CHECK(ntk.kernel.squaredNorm() > 5 * bound);
-    check_chain(net, x, false);
+    check_chain(net, x, prune::PoolRouting::auxiliary);
+  }
+}
+
+// ---- PX's path sums against every path, walked one by one ----
+
+TEST_CASE("path enumeration agrees with PX: Dense 3-4-3-2 with ReLUs and biases") {
+  using Tiny = Net<nn::Input<3>, Dense<3, 4>, ReLU, Dense<4, 3>, ReLU, Dense<3, 2>>;
+  Rng rng = make_stream(3, "tiny dense");
+  for (const double masked : {0.0, 0.3}) {
+    Tiny net;
+    randomize(net, rng, 1.0, 0, masked);
+    const Matrix<double> x = random_inputs(3, 4, rng);
+    const test::PathSums paths = test::enumerate_paths(net, x);
+    // 3·4·3 input paths and 4·3 + 3 + 1 bias paths to each of 2 outputs.
+    CHECK(paths.paths == 2 * (36 + 12 + 3 + 1));
+    const Matrix<double> y = net.forward(x);
+    CHECK((paths.f - y).norm() <= 1e-13 * y.norm());
+    for (const auto routing : {prune::PoolRouting::auxiliary, prune::PoolRouting::real}) {
+      const prune::PxTerms t = prune::px_terms(net, {batch_view(x), {}}, routing);
+      check_terms(t, paths, routing);
+    }
+  }
+}
+
+TEST_CASE("path enumeration agrees with PX: conv nets with average and max pooling") {
+  Rng rng = make_stream(4, "tiny conv");
+  SUBCASE("conv, ReLU, average pooling, Dense") {
+    ConvAvg net;
+    randomize(net, rng, 1.0, 0, 0.3);
+    const Matrix<double> x = random_inputs(16, 3, rng);
+    const test::PathSums paths = test::enumerate_paths(net, x);
+    const Matrix<double> y = net.forward(x);
+    CHECK((paths.f - y).norm() <= 1e-13 * y.norm());
+    check_terms(prune::px_terms(net, {batch_view(x), {}}), paths, prune::PoolRouting::auxiliary);
+  }
+  SUBCASE("conv, ReLU, max pooling routed as the real network routes it, two Dense") {
+    ConvMax net;
+    randomize(net, rng, 1.0, -1, 0.0);
+    const Matrix<double> x = random_inputs(36, 3, rng);
+    const test::PathSums paths = test::enumerate_paths(net, x);
+    const Matrix<double> y = net.forward(x);
+    CHECK((paths.f - y).norm() <= 1e-13 * y.norm());
+    check_terms(prune::px_terms(net, {batch_view(x), {}}, prune::PoolRouting::real), paths,
+                prune::PoolRouting::real);
+    // Routing removes paths: per sample, z2 is at most the sum over every window edge.
+    CHECK((paths.z2_routed.array() <= paths.z2.replicate(1, 3).array()).all());
+    CHECK((paths.z2_routed.array() < paths.z2.replicate(1, 3).array()).any());
   }
 }

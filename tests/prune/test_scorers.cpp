@@ -7,7 +7,11 @@
 #include <edgescale/nn/flatten.hpp>
 #include <edgescale/nn/pool.hpp>
 #include <edgescale/nn/sequential.hpp>
+#include <edgescale/prune/grasp.hpp>
+#include <edgescale/prune/itersnip.hpp>
 #include <edgescale/prune/magnitude.hpp>
+#include <edgescale/prune/mask.hpp>
+#include <edgescale/prune/px.hpp>
 #include <edgescale/prune/snip.hpp>
 #include <edgescale/prune/synflow.hpp>
 
@@ -32,6 +36,8 @@ using ConvNet = nn::BasicSequential<double, nn::Input<1, 6, 6>, nn::Conv2D<1, 2,
 
 static_assert(prune::PruningScorer<prune::Snip, Mlp>);
 static_assert(prune::PruningScorer<prune::SynFlow, ConvNet>);
+static_assert(prune::PruningScorer<prune::IterSnip, Mlp>);
+static_assert(prune::PruningScorer<prune::Grasp, ConvNet>);
 
 // The closed forms of the fixture script.
 double value(int k, Index i) {
@@ -64,6 +70,19 @@ struct Case {
   }
   [[nodiscard]] prune::PruningData<double> data() const {
     return {ConstBatchView<double>(x.data(), x.rows(), x.cols()), y};
+  }
+
+  /// The masked fixtures' rule: in every weight tensor the values at flat (row-major) indices
+  /// i % 3 == 0 pruned (mask 0, value zeroed by apply_masks).
+  void mask_every_third() {
+    ParameterSet<double> masks = prune::zero_scores(net);
+    for (const TensorSlot& t : masks.layout().tensors()) {
+      auto m = masks.tensor(t.name);
+      for (Index i = 0; i < t.size; ++i) {
+        m[i] = i % 3 == 0 ? 0.0 : 1.0;
+      }
+    }
+    prune::apply_masks(net, masks);
   }
 };
 
@@ -122,6 +141,79 @@ TEST_CASE("Magnitude, SNIP and SynFlow match PyTorch to 1e-10 (double)") {
     check_against_pytorch(mlp, prune::SynFlow{}, "mlp_synflow");
     check_against_pytorch(conv, prune::SynFlow{}, "conv_synflow");
   }
+}
+
+TEST_CASE("IterSNIP and GraSP match PyTorch to 1e-10 (double)") {
+  Case<Mlp> mlp(4);
+  Case<ConvNet> conv(3);
+  SUBCASE("itersnip") {
+    check_against_pytorch(mlp, prune::IterSnip{}, "mlp_itersnip");
+    check_against_pytorch(conv, prune::IterSnip{}, "conv_itersnip");
+  }
+  SUBCASE("grasp") {
+    check_against_pytorch(mlp, prune::Grasp{}, "mlp_grasp");
+    check_against_pytorch(conv, prune::Grasp{}, "conv_grasp");
+  }
+}
+
+TEST_CASE("SNIP, IterSNIP and GraSP on a masked MLP match PyTorch (pruned weights score 0)") {
+  Case<Mlp> c(4);
+  c.mask_every_third();
+  check_against_pytorch(c, prune::Snip{}, "mlp_masked_snip");
+  check_against_pytorch(c, prune::IterSnip{}, "mlp_masked_itersnip");
+  check_against_pytorch(c, prune::Grasp{}, "mlp_masked_grasp");
+}
+
+TEST_CASE("PX matches PyTorch to 1e-10 (double): both max-pooling routings, and masked") {
+  Case<Mlp> mlp(4);
+  Case<ConvNet> conv(3);
+  check_against_pytorch(mlp, prune::Px{}, "mlp_px");
+  check_against_pytorch(conv, prune::Px{}, "conv_px");
+  check_against_pytorch(conv, prune::Px{.pooling = prune::PoolRouting::real}, "conv_px_consistent");
+  mlp.mask_every_third();
+  check_against_pytorch(mlp, prune::Px{}, "mlp_masked_px");
+}
+
+TEST_CASE("SNIP scores a weight whose mask is 0 but whose value is not; IterSNIP gives it 0") {
+  Case<Mlp> c(4);
+  auto& w = c.net.layer<0>().parameters()[0];
+  w.mask = Vector<double>::Ones(w.size());
+  w.mask[1] = 0.0;  // masked, value left as it was: the reference's state between rounds
+  Rng rng = make_stream(5, "revival");
+  const ParameterSet<double> snip = prune::Snip{}.score(c.net, c.data(), rng);
+  const ParameterSet<double> iter = prune::IterSnip{}.score(c.net, c.data(), rng);
+  CHECK(snip.tensor("0.weight")[1] > 0.0);
+  CHECK(iter.tensor("0.weight")[1] == 0.0);
+  CHECK(iter.values().sum() == doctest::Approx(1.0).epsilon(1e-12));
+}
+
+TEST_CASE("GraSP: signed scores, the reference's sign, normalised by |sum|") {
+  Case<Mlp> c(4);
+  c.net.set_training(true);
+  const ParameterSet<double> before(c.net, TensorSelection::all);
+  Rng rng = make_stream(6, "grasp");
+  const ParameterSet<double> s = prune::Grasp{}.score(c.net, c.data(), rng);
+  // θ ⊙ Hg, not its negation: both signs occur and the scores sum to Σ/(|Σ| + 1e-10), just under
+  // +1 here (Σ ≈ 1e-5 > 0), where −θ ⊙ Hg would sum to about −1.
+  CHECK((s.values().array() > 0.0).any());
+  CHECK((s.values().array() < 0.0).any());
+  CHECK(s.values().sum() > 0.999);
+  CHECK(s.values().sum() < 1.0);
+  CHECK(ParameterSet<double>(c.net, TensorSelection::all).values() == before.values());
+  CHECK(c.net.training());
+  c.net.for_each_parameter(
+      [](std::string_view, const Parameter<double>& p) { CHECK(p.grad.isZero(0.0)); });
+}
+
+TEST_CASE("GraSP needs labels and a nonempty batch") {
+  Case<ConvNet> c(3);
+  Rng rng = make_stream(7, "grasp-errors");
+  prune::PruningData<double> no_labels{ConstBatchView<double>(c.x.data(), 36, 3), {}};
+  CHECK_THROWS_WITH_AS(prune::Grasp{}.score(c.net, no_labels, rng),
+                       "GraSP: 0 labels for 3 pruning samples", shape_error);
+  prune::PruningData<double> empty{ConstBatchView<double>(c.x.data(), 36, 0), {}};
+  CHECK_THROWS_WITH_AS(prune::Grasp{}.score(c.net, empty, rng), "GraSP: the pruning batch is empty",
+                       argument_error);
 }
 
 TEST_CASE("SNIP leaves the network as it was: values, mode, zero gradients") {

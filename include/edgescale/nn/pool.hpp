@@ -70,9 +70,9 @@ class MaxPool2DLayer {
   /// Every input value lies in exactly one window.
   static constexpr bool tiles =
       S == K && geometry::in_height % K == 0 && geometry::in_width % K == 0;
-  using Position = std::int32_t;  // ky·K + kx within the window
 
  public:
+  using Position = std::int32_t;  ///< ky·K + kx within the window
   using scalar_type = T;
   using input_shape = In;
   using output_shape = typename geometry::output_shape;
@@ -127,6 +127,10 @@ class MaxPool2DLayer {
     }
     return grad_in_.cview();
   }
+
+  /// Where each maximum of the last forward was: per output value and sample (output_shape::size
+  /// x batch), its position ky·K + kx in the window. Gate recording (nn/gates.hpp) reads it.
+  [[nodiscard]] ConstBatchView<Position> positions() const { return argmax_.cview(); }
 
   /// The output, argmax and input-gradient buffers (see Workspace; nn::release_workspaces).
   template <class F>
@@ -184,6 +188,12 @@ class MaxPool2DLayer {
   Workspace<Position> argmax_;  // per output value, the position of its maximum in the window
   Index batch_ = 0;
 };
+
+/// Whether L is a max-pooling layer, for layer visitors (gate recording, PX).
+template <class L>
+inline constexpr bool is_max_pool_layer_v = false;
+template <class T, ImageShape In, int K, int S>
+inline constexpr bool is_max_pool_layer_v<MaxPool2DLayer<T, In, K, S>> = true;
 
 /// Average pooling.
 template <class T, ImageShape In, int K, int S = K>

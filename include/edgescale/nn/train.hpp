@@ -151,7 +151,8 @@ concept EvaluationSource =
 
 // clang-format off
 /// Trains for `options.epochs` epochs over `train` (shuffled afresh each epoch from `shuffle`),
-/// setting the learning rate from `schedule` at each epoch and evaluating on `test` (a batch
+/// setting the learning rate from `schedule` at each epoch (before every step for a stepwise
+/// schedule, nn/optim/schedule.hpp) and evaluating on `test` (a batch
 /// source, or nn::no_evaluation) after each. Callbacks: nn/callbacks.hpp. Returns one report per
 /// epoch (fewer if a callback stopped training).
 template <class Net, class LossFn, class Opt, class Train, class Test,
@@ -201,6 +202,12 @@ std::vector<EpochReport> fit(Trainer<Net, LossFn>& trainer, Opt& opt, Train& tra
       const auto& batch = train.batch();
       const ConstBatchView<T> x = batch.features;
       const target_type y = batch.targets;
+      if constexpr (StepwiseSchedule<Sched>) {
+        if (schedule.stepwise() && total > 0) {
+          opt.set_learning_rate(schedule.at(epoch + static_cast<double>(seen) /
+                                                        static_cast<double>(total)));
+        }
+      }
       const T loss = trainer.step(opt, x, y, gradient_hooks);
       if constexpr (classification) {
         correct += count_correct(trainer.output(), y);

@@ -1,6 +1,6 @@
-// prune/pruning_batch.hpp and data::class_balanced_indices: k examples of every class, the right
-// samples with their labels, deterministic per seed, refused when a class is short; the view
-// feeds a scorer that needs data.
+// data::class_balanced_indices / class_balanced_subset and prune::PruningBatch: k examples of
+// every class, the right samples with their labels, deterministic per seed, refused when a class
+// is short; the batch's view feeds a scorer that needs data.
 #include <edgescale/data/dataset.hpp>
 #include <edgescale/nn/activation.hpp>
 #include <edgescale/nn/dense.hpp>
@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <set>
+#include <utility>
 #include <vector>
 
 using namespace edgescale;
@@ -35,12 +36,19 @@ data::Dataset<double> uneven() {
   return d;
 }
 
+/// The pruning batch as docs/concepts.md draws it.
+prune::PruningBatch<double> draw(const data::Dataset<double>& d, Rng& rng,
+                                 Index per_class = prune::default_examples_per_class) {
+  data::Dataset<double> drawn = data::class_balanced_subset(d, per_class, rng);
+  return prune::PruningBatch<double>{std::move(drawn.features), std::move(drawn.labels)};
+}
+
 }  // namespace
 
-TEST_CASE("class_balanced_batch draws k examples of every class, class by class") {
+TEST_CASE("a class-balanced batch draws k examples of every class, class by class") {
   const data::Dataset<double> d = uneven();
   Rng rng = make_stream(21, "pruning-batch");
-  const prune::PruningBatch<double> b = prune::class_balanced_batch(d, rng, 4);
+  const prune::PruningBatch<double> b = draw(d, rng, 4);
   REQUIRE(b.size() == 12);
   CHECK(b.inputs.rows() == 6);
   std::set<Index> seen;
@@ -60,14 +68,14 @@ TEST_CASE("class_balanced_batch draws k examples of every class, class by class"
   CHECK(v.labels.size() == 12);
 }
 
-TEST_CASE("class_balanced_batch is deterministic per seed and defaults to 10 per class") {
+TEST_CASE("a class-balanced batch is deterministic per seed; 10 per class by default") {
   const data::Dataset<double> d = uneven();
   Rng a = make_stream(22, "pruning-batch");
   Rng b = make_stream(22, "pruning-batch");
   Rng other = make_stream(23, "pruning-batch");
-  const prune::PruningBatch<double> x = prune::class_balanced_batch(d, a);
-  const prune::PruningBatch<double> y = prune::class_balanced_batch(d, b);
-  const prune::PruningBatch<double> z = prune::class_balanced_batch(d, other);
+  const prune::PruningBatch<double> x = draw(d, a);
+  const prune::PruningBatch<double> y = draw(d, b);
+  const prune::PruningBatch<double> z = draw(d, other);
   CHECK(x.size() == 3 * prune::default_examples_per_class);
   CHECK(x.inputs == y.inputs);
   CHECK(x.labels == y.labels);
@@ -82,27 +90,27 @@ TEST_CASE("class_balanced_batch is deterministic per seed and defaults to 10 per
   }
 }
 
-TEST_CASE("class_balanced_batch refuses a class with fewer than k examples and k < 1") {
+TEST_CASE("a class-balanced batch is refused for a class with fewer than k examples and k < 1") {
   const data::Dataset<double> d = uneven();
   Rng rng = make_stream(24, "pruning-batch");
-  CHECK_THROWS_WITH_AS(prune::class_balanced_batch(d, rng, 13),
+  CHECK_THROWS_WITH_AS(draw(d, rng, 13),
                        "class-balanced sample of dataset 'uneven': class 1 has 12 samples, 13 per "
                        "class were asked for",
                        argument_error);
   CHECK_THROWS_WITH_AS(
-      prune::class_balanced_batch(d, rng, 0),
+      draw(d, rng, 0),
       "class-balanced sample of dataset 'uneven': samples per class must be at least 1, got 0",
       argument_error);
   data::Dataset<double> missing = d;
   missing.classes = 4;  // class 3 has no sample
-  CHECK_THROWS_AS(prune::class_balanced_batch(missing, rng, 1), argument_error);
+  CHECK_THROWS_AS(draw(missing, rng, 1), argument_error);
 }
 
 TEST_CASE("the batch's view feeds a scorer that needs data") {
   using Mlp = nn::BasicSequential<double, nn::Input<6>, nn::Dense<6, 5>, nn::ReLU, nn::Dense<5, 3>>;
   Rng rng = make_stream(25, "pruning-batch");
   Mlp net{nn::init::kaiming_normal, rng};
-  const prune::PruningBatch<double> batch = prune::class_balanced_batch(uneven(), rng, 5);
+  const prune::PruningBatch<double> batch = draw(uneven(), rng, 5);
   prune::Snip snip;
   const prune::DensityReport r =
       prune::prune_at_init(net, snip, batch.view(), {.sparsity = 0.5}, rng);

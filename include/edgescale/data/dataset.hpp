@@ -202,6 +202,15 @@ std::vector<Index> class_balanced_indices(const Dataset<T>& data, Index per_clas
   return chosen;
 }
 
+/// `per_class` samples of every class of `data`, drawn as class_balanced_indices draws them, copied
+/// into a dataset of their own (class 0's first): the pruning batch of DESIGN §3a (10 per class),
+/// a calibration batch. Throws as class_balanced_indices.
+template <std::floating_point T>
+Dataset<T> class_balanced_subset(const Dataset<T>& data, Index per_class, Rng& rng) {
+  const std::vector<Index> chosen = class_balanced_indices(data, per_class, rng);
+  return subset(data, std::span<const Index>(chosen));
+}
+
 /// The first `n_first` samples and the rest, in order (shuffle first, through `subset`, for a
 /// random split). Throws argument_error unless 0 <= n_first <= size.
 template <std::floating_point T>

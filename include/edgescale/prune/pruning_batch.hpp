@@ -1,24 +1,23 @@
-// edgescale/prune/pruning_batch.hpp — the pruning batch a scorer reads: k examples of every
-// class of a dataset (DESIGN §3a: 10 per class, the same batch for every scorer).
+// edgescale/prune/pruning_batch.hpp — the pruning batch a scorer reads, owned: inputs and labels
+// with the PruningData view of them.
 //
 //   Rng draw = make_stream(seed, "pruning-batch");
-//   prune::PruningBatch<float> batch = prune::class_balanced_batch(train, draw);   // 10 per class
-//   prune::prune_at_init(net, scorer, batch.view(), options, rng);
+//   data::Dataset<float> drawn = data::class_balanced_subset(
+//       train, prune::default_examples_per_class, draw);            // 10 per class (DESIGN §3a)
+//   prune::PruningBatch<float> batch{std::move(drawn.features), std::move(drawn.labels)};
+//   prune::prune_at_init(net, snip, batch.view(), options, rng);
 //
-// The draw itself is data's (data::class_balanced_indices: it knows datasets and nothing of
-// pruning, and serves calibration batches as well); this part owns the drawn samples so the
-// PruningData views handed to scorers have something to point at.
+// The class-balanced draw is data's (data::class_balanced_indices and class_balanced_subset):
+// it needs a dataset's classes and labels, and prune builds on core and nn only, never on data
+// (DESIGN §1, checked by tests/static/check_includes.cmake), so the two meet here through core
+// types: a features x samples matrix and int32 labels, which any source of samples can fill.
 #pragma once
 
-#include <edgescale/core/random.hpp>
 #include <edgescale/core/tensor.hpp>
-#include <edgescale/data/dataset.hpp>
 #include <edgescale/prune/scorer.hpp>
 
 #include <concepts>
 #include <cstdint>
-#include <span>
-#include <utility>
 #include <vector>
 
 namespace edgescale::prune {
@@ -27,7 +26,8 @@ namespace edgescale::prune {
 inline constexpr Index default_examples_per_class = 10;
 
 /// Owning storage of a pruning batch: inputs (sample size x n, one sample per column) and their
-/// labels. view() is the PruningData a scorer takes, valid while the batch lives.
+/// labels (n, or empty for a scorer without labels). view() is the PruningData a scorer takes,
+/// valid while the batch lives and is not resized.
 template <std::floating_point T>
 struct PruningBatch {
   Matrix<T> inputs;
@@ -40,16 +40,5 @@ struct PruningBatch {
   PruningData<T> view() const&& = delete;
   [[nodiscard]] Index size() const { return inputs.cols(); }
 };
-
-/// `per_class` examples of every class of `data` drawn without replacement from `rng`, class by
-/// class (data::class_balanced_indices). Throws argument_error for per_class < 1 or a class with
-/// fewer examples than that.
-template <std::floating_point T>
-PruningBatch<T> class_balanced_batch(const data::Dataset<T>& data, Rng& rng,
-                                     Index per_class = default_examples_per_class) {
-  const std::vector<Index> chosen = data::class_balanced_indices(data, per_class, rng);
-  data::Dataset<T> drawn = data::subset(data, std::span<const Index>(chosen));
-  return PruningBatch<T>{std::move(drawn.features), std::move(drawn.labels)};
-}
 
 }  // namespace edgescale::prune

@@ -31,6 +31,34 @@ using ResNet =
     nn::BasicSequential<double, nn::Input<4>, nn::Dense<4, 4>,
                         nn::Residual<nn::Dense<4, 4>, nn::ReLU, nn::Dense<4, 4>>, nn::Dense<4, 2>>;
 
+/// A user's layer the report does not know: y_i = Σ_j x_j (every unit mixes every unit).
+template <class T, class S>
+class SumLayer {
+ public:
+  using scalar_type = T;
+  using input_shape = S;
+  using output_shape = S;
+  ConstBatchView<T> forward(const ConstBatchView<T>& x) {
+    y_.resize(S::size, x.cols()).rowwise() = x.colwise().sum();
+    return y_.cview();
+  }
+  ConstBatchView<T> backward(const ConstBatchView<T>& dy) {
+    dx_.resize(S::size, dy.cols()).rowwise() = dy.colwise().sum();
+    return dx_.cview();
+  }
+
+ private:
+  Workspace<T> y_, dx_;
+};
+struct Sum {
+  template <StaticShape S>
+  static constexpr bool accepts = true;
+  template <class T, StaticShape S>
+  using layer = SumLayer<T, S>;
+};
+using SumNet =
+    nn::BasicSequential<double, nn::Input<3>, nn::Dense<3, 3>, Sum, nn::ReLU, nn::Dense<3, 2>>;
+
 /// All-ones masks for `net`, to be edited entry by entry.
 template <class Net>
 ParameterSet<double> ones(const Net& net) {
@@ -214,4 +242,19 @@ TEST_CASE("a Residual block's skip survives a collapsed body; a cut before it do
   CHECK(r.collapsed());
   REQUIRE(r.cut() != nullptr);
   CHECK(r.cut()->path == "0");
+}
+
+TEST_CASE("a layer the report does not know joins every unit to every unit (no false collapse)") {
+  Rng rng = make_stream(37, "collapse");
+  SumNet net{nn::init::kaiming_normal, rng};
+  ParameterSet<double> m = prune::zero_scores(net);
+  set(m, "0.weight", 3, 0, 0, 1.0);  // input 0 -> unit 0 only
+  set(m, "3.weight", 3, 1, 2, 1.0);  // unit 2 -> output 1 only: joined through the sum
+  prune::apply_masks(net, m);
+  const prune::ConnectivityReport r = prune::connectivity(net);
+  CHECK(r.layers[0].reachable == 1);
+  CHECK(r.layers[1].reachable == 3);
+  CHECK(r.layers[1].alive == 1);
+  CHECK_FALSE(r.collapsed());
+  CHECK(r.outputs_reachable == 1);
 }

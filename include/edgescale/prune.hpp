@@ -1,10 +1,14 @@
-// edgescale/prune.hpp — pruning: the scorer concept, scorers, masks and the pruning schedule.
+// edgescale/prune.hpp — pruning: the scorer concept, scorers, masks, the pruning schedule, the
+// pruning batch, post-training and gradual magnitude pruning, and layer-collapse detection.
 #pragma once
 
+#include <edgescale/prune/collapse.hpp>
 #include <edgescale/prune/grasp.hpp>
 #include <edgescale/prune/itersnip.hpp>
 #include <edgescale/prune/magnitude.hpp>
 #include <edgescale/prune/mask.hpp>
+#include <edgescale/prune/post_training.hpp>
+#include <edgescale/prune/pruning_batch.hpp>
 #include <edgescale/prune/px.hpp>
 #include <edgescale/prune/random.hpp>
 #include <edgescale/prune/schedule.hpp>

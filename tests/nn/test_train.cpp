@@ -47,11 +47,20 @@ struct CountingCallback {
   int ends = 0;
   long batches = 0;
   long gradients = 0;
+  long step_ends = 0;
+  bool step_end_first = true;  // on_step_end runs before on_batch_end of the same batch
   void on_epoch_begin(int, int) { ++begins; }
-  void on_batch_end(Index, Index, double) { ++batches; }
+  void on_batch_end(Index, Index, double) {
+    step_end_first = step_end_first && step_ends == batches + 1;
+    ++batches;
+  }
   template <class Net>
   void on_gradients(Net&) {
     ++gradients;
+  }
+  template <class Net>
+  void on_step_end(Net&) {
+    ++step_ends;
   }
   bool on_epoch_end(const nn::EpochReport& r) {
     ++ends;
@@ -68,6 +77,7 @@ static_assert(nn::FitCallback<CountingCallback, BlobNet>);
 static_assert(nn::FitCallback<nn::ProgressDisplay, BlobNet>);
 static_assert(!nn::FitCallback<NoHooks, BlobNet>);
 static_assert(nn::GradientCallback<CountingCallback, BlobNet>);
+static_assert(nn::StepEndCallback<CountingCallback, BlobNet>);
 
 /// A user's own batch source of regression pairs (x, y): what any streamed or generated data
 /// plugs into fit with. Batches in a fixed order or shuffled by index.
@@ -145,6 +155,8 @@ TEST_CASE("fit learns separable blobs from a BatchSampler, reproducibly; callbac
   CHECK(cb1.ends == 4);
   CHECK(cb1.batches == 4 * 10);         // ceil(300 / 32) = 10 batches an epoch
   CHECK(cb1.gradients == cb1.batches);  // on_gradients once per step
+  CHECK(cb1.step_ends == cb1.batches);  // on_step_end too, after the update
+  CHECK(cb1.step_end_first);
   CHECK(h1.back().classification);
   CHECK(h1.back().test.samples == 150);
   CHECK(h1.back().test.accuracy > 0.97);

@@ -20,6 +20,7 @@
 #include <edgescale/nn/network.hpp>
 #include <edgescale/nn/pool.hpp>
 
+#include <array>
 #include <cmath>
 #include <cstddef>
 #include <stdexcept>

@@ -168,6 +168,49 @@ Dataset<T> subset(const Dataset<T>& data, std::span<const Index> indices) {
   return out;
 }
 
+/// `per_class` samples of every class of `data`, drawn without replacement from `rng` (each
+/// class's samples shuffled, the first `per_class` taken): their indices, class 0's first, then
+/// class 1's, and so on. The same generator state gives the same indices. Throws argument_error
+/// for per_class < 1 or a class with fewer than `per_class` samples (shape_error for an
+/// inconsistent dataset).
+template <std::floating_point T>
+std::vector<Index> class_balanced_indices(const Dataset<T>& data, Index per_class, Rng& rng) {
+  validate(data);
+  if (per_class < 1) {
+    throw argument_error("class-balanced sample of dataset " + detail::quote_name(data.name) +
+                         ": samples per class must be at least 1, got " +
+                         std::to_string(per_class));
+  }
+  std::vector<std::vector<Index>> by_class(static_cast<std::size_t>(data.classes));
+  for (Index i = 0; i < data.size(); ++i) {
+    by_class[static_cast<std::size_t>(data.labels[static_cast<std::size_t>(i)])].push_back(i);
+  }
+  for (std::size_t c = 0; c < by_class.size(); ++c) {
+    if (static_cast<Index>(by_class[c].size()) < per_class) {
+      throw argument_error("class-balanced sample of dataset " + detail::quote_name(data.name) +
+                           ": class " + std::to_string(c) + " has " +
+                           std::to_string(by_class[c].size()) + " samples, " +
+                           std::to_string(per_class) + " per class were asked for");
+    }
+  }
+  std::vector<Index> chosen;
+  chosen.reserve(by_class.size() * static_cast<std::size_t>(per_class));
+  for (std::vector<Index>& members : by_class) {
+    edgescale::shuffle(members, rng);
+    chosen.insert(chosen.end(), members.begin(), members.begin() + per_class);
+  }
+  return chosen;
+}
+
+/// `per_class` samples of every class of `data`, drawn as class_balanced_indices draws them, copied
+/// into a dataset of their own (class 0's first): the pruning batch of DESIGN §3a (10 per class),
+/// a calibration batch. Throws as class_balanced_indices.
+template <std::floating_point T>
+Dataset<T> class_balanced_subset(const Dataset<T>& data, Index per_class, Rng& rng) {
+  const std::vector<Index> chosen = class_balanced_indices(data, per_class, rng);
+  return subset(data, std::span<const Index>(chosen));
+}
+
 /// The first `n_first` samples and the rest, in order (shuffle first, through `subset`, for a
 /// random split). Throws argument_error unless 0 <= n_first <= size.
 template <std::floating_point T>

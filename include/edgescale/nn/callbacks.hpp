@@ -11,6 +11,9 @@
 //   on_gradients(Net&)                         between backward and the optimizer step, when every
 //                                              Parameter::grad holds the batch's gradient (a
 //                                              GradientHook: FedProx, SCAFFOLD, clipping)
+//   on_step_end(Net&)                          after the optimizer step of every training batch,
+//                                              before on_batch_end: what changes the weights
+//                                              between steps (gradual magnitude pruning)
 // An object with none of them is a mistake (a misspelt hook) and fails to compile.
 #pragma once
 
@@ -65,10 +68,13 @@ concept StoppingCallback = requires(C& c, const EpochReport& r) {
 template <class C, class Net>
 concept GradientCallback = requires(C& c, Net& net) { c.on_gradients(net); };
 
+template <class C, class Net>
+concept StepEndCallback = requires(C& c, Net& net) { c.on_step_end(net); };
+
 /// Offers at least one hook that fit calls.
 template <class C, class Net>
 concept FitCallback = EpochBeginCallback<C> || BatchEndCallback<C> || EpochEndCallback<C> ||
-                      GradientCallback<C, Net>;
+                      GradientCallback<C, Net> || StepEndCallback<C, Net>;
 // clang-format on
 
 /// Prints one progress line per epoch (redrawn in place on a terminal).

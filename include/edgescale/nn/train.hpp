@@ -217,6 +217,13 @@ std::vector<EpochReport> fit(Trainer<Net, LossFn>& trainer, Opt& opt, Train& tra
       ++batches;
       (
           [&](auto& cb) {
+            if constexpr (StepEndCallback<std::remove_cvref_t<decltype(cb)>, Net>) {
+              cb.on_step_end(trainer.network());
+            }
+          }(callbacks),
+          ...);
+      (
+          [&](auto& cb) {
             if constexpr (BatchEndCallback<std::remove_cvref_t<decltype(cb)>>) {
               cb.on_batch_end(seen, total, loss_sum / static_cast<double>(batches));
             }

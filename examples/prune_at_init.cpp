@@ -18,12 +18,16 @@
 #include <edgescale/data/fashion_mnist.hpp>
 #include <edgescale/data/parameter_file.hpp>
 #include <edgescale/nn.hpp>
-#include <edgescale/prune.hpp>
+#include <edgescale/prune/collapse.hpp>
+#include <edgescale/prune/mask.hpp>
+#include <edgescale/prune/pruning_batch.hpp>
+#include <edgescale/prune/schedule.hpp>
 
 #include "common/cli.hpp"
 #include "common/instances.hpp"
 #include "common/json.hpp"
 #include "common/paths.hpp"
+#include "common/scorers.hpp"
 #include "networks.hpp"
 
 #include <chrono>
@@ -59,11 +63,9 @@ Options parse(int argc, char** argv) {
   examples::cli::Parser cli("prune_at_init",
                             "Prunes a network at initialization, trains it on Fashion-MNIST and "
                             "reports its sparsity and test accuracy.");
-  cli.option("--net", o.net, "NET", "LeNet-300-100 (mlp) or LeNet-5 (lenet5)").choices("mlp|lenet5");
-  cli.option("--scorer", o.scorer, "NAME",
-             "px (the authors' max pooling), px-consistent (max pooling routed as the real "
-             "network), snip, itersnip, grasp, synflow, magnitude, random")
-      .choices("px|px-consistent|snip|itersnip|grasp|synflow|magnitude|random");
+  cli.option("--net", o.net, "NET", "LeNet-300-100 (mlp) or LeNet-5 (lenet5)")
+      .choices("mlp|lenet5");
+  cli.option("--scorer", o.scorer, "NAME", examples::scorer_help).choices(examples::scorer_choices);
   cli.option("--sparsity", o.sparsity, "S", "fraction of the weights pruned, in (0, 1)");
   cli.option("--rounds", o.rounds, "R", "rounds of the exponential schedule (1: one-shot)");
   cli.option("--scope", o.scope, "SCOPE", "one threshold for all layers, or one per layer")
@@ -92,28 +94,6 @@ Options parse(int argc, char** argv) {
   return o;
 }
 
-/// Calls f(scorer) with the scorer the flags name.
-template <class F>
-void with_scorer(const std::string& name, F&& f) {
-  if (name == "px") {
-    f(prune::Px{});
-  } else if (name == "px-consistent") {
-    f(prune::Px{.pooling = prune::PoolRouting::real});
-  } else if (name == "snip") {
-    f(prune::Snip{});
-  } else if (name == "itersnip") {
-    f(prune::IterSnip{});
-  } else if (name == "grasp") {
-    f(prune::Grasp{});
-  } else if (name == "synflow") {
-    f(prune::SynFlow{});
-  } else if (name == "magnitude") {
-    f(prune::Magnitude{});
-  } else {
-    f(prune::Random{});
-  }
-}
-
 template <class Net>
 int run(const Options& o, const std::string& net_name) {
   const auto dir = std::filesystem::path(o.data);
@@ -127,17 +107,16 @@ int run(const Options& o, const std::string& net_name) {
   Rng init = make_stream(o.seed, "init");
   Net net{nn::init::kaiming_normal, init};
   Rng draw = make_stream(o.seed, "pruning-batch");
-  const prune::PruningBatch<float> batch = prune::class_balanced_batch(train, draw, o.per_class);
-  const prune::Options options{.sparsity = o.sparsity,
-                               .rounds = o.rounds,
-                               .scope = o.scope == "layer" ? prune::Scope::layer
-                                                           : prune::Scope::global};
+  data::Dataset<float> drawn = data::class_balanced_subset(train, Index{o.per_class}, draw);
+  const prune::PruningBatch<float> batch{std::move(drawn.features), std::move(drawn.labels)};
+  const prune::Options options{
+      .sparsity = o.sparsity,
+      .rounds = o.rounds,
+      .scope = o.scope == "layer" ? prune::Scope::layer : prune::Scope::global};
   Rng scoring = make_stream(o.seed, "scorer");
   const auto start = std::chrono::steady_clock::now();
-  prune::DensityReport report;
-  with_scorer(o.scorer, [&](auto scorer) {
-    report = prune::prune_at_init(net, scorer, batch.view(), options, scoring);
-  });
+  const prune::DensityReport report =
+      examples::prune_by_name(o.scorer, net, batch.view(), options, scoring);
   const double score_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   const prune::ConnectivityReport paths = prune::connectivity(net);
@@ -160,8 +139,8 @@ int run(const Options& o, const std::string& net_name) {
       .base = o.lr, .epochs = std::max(o.epochs, 1), .per_step = true};
   std::vector<nn::EpochReport> history;
   if (o.quiet) {
-    history = nn::fit(trainer, opt, train_batches, test_batches, {.epochs = o.epochs}, schedule,
-                      shuffle);
+    history =
+        nn::fit(trainer, opt, train_batches, test_batches, {.epochs = o.epochs}, schedule, shuffle);
   } else {
     history = nn::fit(trainer, opt, train_batches, test_batches, {.epochs = o.epochs}, schedule,
                       shuffle, nn::ProgressDisplay{std::cerr});
@@ -174,9 +153,9 @@ int run(const Options& o, const std::string& net_name) {
 
   std::cout.setf(std::ios::fixed);
   std::cout.precision(4);
-  std::cout << net_name << " " << o.scorer << " sparsity " << after.sparsity()
-            << " test accuracy " << 100 * accuracy << "% (scoring " << score_seconds
-            << " s, training " << train_seconds << " s)\n";
+  std::cout << net_name << " " << o.scorer << " sparsity " << after.sparsity() << " test accuracy "
+            << 100 * accuracy << "% (scoring " << score_seconds << " s, training " << train_seconds
+            << " s)\n";
 
   if (!o.out.empty()) {
     std::ofstream json(o.out);

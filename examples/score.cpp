@@ -15,11 +15,15 @@
 #include <edgescale/data/npy.hpp>
 #include <edgescale/data/parameter_file.hpp>
 #include <edgescale/nn.hpp>
-#include <edgescale/prune.hpp>
+#include <edgescale/prune/collapse.hpp>
+#include <edgescale/prune/mask.hpp>
+#include <edgescale/prune/pruning_batch.hpp>
+#include <edgescale/prune/schedule.hpp>
 
 #include "common/cli.hpp"
 #include "common/instances.hpp"
 #include "common/paths.hpp"
+#include "common/scorers.hpp"
 #include "networks.hpp"
 
 #include <cstdint>
@@ -48,13 +52,12 @@ Options parse(int argc, char** argv) {
   Options o;
   examples::cli::Parser cli("score",
                             "Writes one scorer's scores of a saved network as OUT/<tensor>.npy.");
-  cli.option("--net", o.net, "NET", "LeNet-300-100 (mlp) or LeNet-5 (lenet5)").choices("mlp|lenet5");
+  cli.option("--net", o.net, "NET", "LeNet-300-100 (mlp) or LeNet-5 (lenet5)")
+      .choices("mlp|lenet5");
   cli.option("--load", o.load, "DIR", "the network's parameters, as train --save writes them");
   cli.option("--inputs", o.inputs, "X.npy", "n x 784 or n x 1 x 28 x 28 inputs, float32/float64");
   cli.option("--labels", o.labels, "y.npy", "n class labels (for snip, itersnip, grasp)");
-  cli.option("--scorer", o.scorer, "NAME",
-             "px, px-consistent, snip, itersnip, grasp, synflow, magnitude or random")
-      .choices("px|px-consistent|snip|itersnip|grasp|synflow|magnitude|random");
+  cli.option("--scorer", o.scorer, "NAME", examples::scorer_help).choices(examples::scorer_choices);
   cli.flag("--double", o.use_double, "score in double precision");
   cli.option("--seed", o.seed, "S", "seed of the random scorer");
   cli.option("--out", o.out, "OUT", "directory for OUT/<tensor name>.npy");
@@ -105,27 +108,6 @@ std::vector<std::int32_t> read_labels(const std::string& path, Index n) {
   return labels;
 }
 
-template <class F>
-void with_scorer(const std::string& name, F&& f) {
-  if (name == "px") {
-    f(prune::Px{});
-  } else if (name == "px-consistent") {
-    f(prune::Px{.pooling = prune::PoolRouting::real});
-  } else if (name == "snip") {
-    f(prune::Snip{});
-  } else if (name == "itersnip") {
-    f(prune::IterSnip{});
-  } else if (name == "grasp") {
-    f(prune::Grasp{});
-  } else if (name == "synflow") {
-    f(prune::SynFlow{});
-  } else if (name == "magnitude") {
-    f(prune::Magnitude{});
-  } else {
-    f(prune::Random{});
-  }
-}
-
 template <class Net>
 void score(const Options& o, Net& net) {
   using T = typename Net::scalar_type;
@@ -134,13 +116,7 @@ void score(const Options& o, Net& net) {
   const Matrix<T> xt = x.template cast<T>();
   const prune::PruningData<T> data{ConstBatchView<T>(xt.data(), xt.rows(), xt.cols()), labels};
   Rng rng = make_stream(o.seed, "scorer");
-  ParameterSet<double> scores = prune::zero_scores(net);
-  with_scorer(o.scorer, [&](auto scorer) {
-    if constexpr (decltype(scorer)::needs_data) {
-      prune::check_data(data, Net::input_shape::size, false, "score");
-    }
-    scores = scorer.score(net, data, rng);
-  });
+  const ParameterSet<double> scores = examples::score_by_name(o.scorer, net, data, rng);
   for (const TensorSlot& t : scores.layout().tensors()) {
     const auto values = scores.tensor(t.name);
     data::save_npy(std::filesystem::path(o.out) / (t.name + ".npy"), values.data(),

@@ -5,16 +5,17 @@
 //   auto fast = prune::compile_sparse(net);               // its inference-only twin
 //   auto y = fast.forward(x);                             // = net.forward(x), to rounding
 //   for (const auto& l : prune::sparse_plan(fast)) ...    // which layer runs which kernel
-//   prune::compile_sparse(net, {.dense_single = 0.2, .dense_batched = 0.05, .conv = 0.3});
+//   prune::compile_sparse(net, {.dense_single = 0.05, .dense_batched = 0.3, .conv = 0.05});
 //
 // compile_sparse returns `sparse_network_t<Net>`: Net with every Dense and Conv2D spec (inside
 // Residual bodies too) wrapped in `Sparse<Spec>` (nn/transform.hpp), the tensors copied by name
 // with the masks applied, in evaluation mode. Each wrapped layer holds the dense layer and, when
 // its density (kept nonzero weights over all weights) is at most the crossover density of a batch
 // regime, the weight as a CsrMatrix (prune/csr.hpp); forward runs
-//   Dense, batch 1      y = b + W x by csr_gemv                  if density <= dense_single
-//   Dense, batch B > 1  Yᵀ = 1 bᵀ + ... : C = b 1ᵀ + W Xᵀᵀ by csr_gemm on the transposed batch
-//                       (row k = feature k over the batch)       if density <= dense_batched
+//   Dense, batch 1      y = b + W x by csr_gemv (per sample below batched_from, one SIMD vector
+//                       of samples)                              if density <= dense_single
+//   Dense, larger batch Y = b 1ᵀ + W X by csr_gemm on the transposed batch (row k = feature k
+//                       over the batch)                          if density <= dense_batched
 //   Conv2D, any batch   Y_n = b 1ᵀ + Wc col_n by csr_gemm per sample, col_n the im2col rows of
 //                       the kernel taps some output channel keeps if density <= conv
 // and the dense layer's own forward otherwise. The choice is made from the density and the batch
@@ -41,6 +42,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <span>
 #include <string>
 #include <string_view>
@@ -51,16 +53,18 @@ namespace edgescale::prune {
 
 /// The densities at or below which a layer runs from CSR, per batch regime.
 struct Crossover {
-  double dense_single = 0.0;   ///< Dense layers at batch 1
-  double dense_batched = 0.0;  ///< Dense layers at batch > 1
+  double dense_single = 0.0;   ///< Dense layers at batch 1 (and batches below one SIMD vector)
+  double dense_batched = 0.0;  ///< Dense layers at batches of one SIMD vector (8 floats) or more
   double conv = 0.0;           ///< Conv2D layers, any batch (computed sample by sample)
 };
 
-/// Measured by bench/bench_sparse.cpp on LeNet-300-100's and LeNet-5's layers: AMD EPYC Zen 3
-/// (AVX2 + FMA), g++ 12 -O3 -march=native, float, one core (docs/results/sparse.md). Each is the
-/// largest benchmarked density at which CSR beat the dense kernel on every layer of its kind.
+/// Measured by bench/bench_sparse.cpp on LeNet-300-100's three Dense layers (batch 1 and 32) and
+/// LeNet-5's two convolutions: AMD EPYC Zen 3 (AVX2 + FMA), g++ 12 -O3 -march=native, float, one
+/// core (docs/results/sparse.md). Each is the lowest over the layers of its kind of the density
+/// at which CSR and dense take the same time (interpolated between benchmarked densities), rounded
+/// down to a whole per cent: 9.4 %, 59.3 % and 10.1 % there.
 inline constexpr Crossover measured_crossover{
-    .dense_single = 0.2, .dense_batched = 0.1, .conv = 0.2};
+    .dense_single = 0.09, .dense_batched = 0.59, .conv = 0.10};
 
 /// Throws argument_error unless every crossover is a number in [0, 1].
 inline void check_crossover(const Crossover& c) {
@@ -146,8 +150,10 @@ class SparseDenseLayer {
       b = dense_.parameters()[1].value.data();
     }
     auto y = out_.resize(Out, batch);
-    if (batch == 1) {
-      csr_gemv(csr_, x.data(), y.data(), b);
+    if (batch < batched_from) {
+      for (Index n = 0; n < batch; ++n) {
+        csr_gemv(csr_, x.col(n).data(), y.col(n).data(), b);
+      }
     } else {
       // Xᵀ, batch x In column-major: row k of the In x batch row-major matrix is feature k.
       auto xt = xt_.resize(batch, In);
@@ -167,8 +173,15 @@ class SparseDenseLayer {
   std::span<Parameter<T>> parameters() { return dense_.parameters(); }
   std::span<const Parameter<T>> parameters() const { return dense_.parameters(); }
 
+  /// The batch size from which the CSR path multiplies the whole batch at once (csr_gemm, one
+  /// SIMD vector of samples: 8 floats with AVX2); smaller batches run csr_gemv sample by sample,
+  /// at the cost of batch 1 per sample, and take the crossover of batch 1.
+  static constexpr Index batched_from = detail::csr_lanes<T>;
+
   /// The kernel forward runs at this batch size.
-  [[nodiscard]] SparseKernel kernel(Index batch) const { return batch == 1 ? single_ : batched_; }
+  [[nodiscard]] SparseKernel kernel(Index batch) const {
+    return batch < batched_from ? single_ : batched_;
+  }
   /// Kept nonzero weights over all weights, when prepared.
   [[nodiscard]] double density() const { return density_; }
   /// The CSR weight (empty unless some regime runs it).
@@ -341,6 +354,11 @@ struct spec_input<Spec> {
 
 }  // namespace detail
 
+/// The inference layer of a dense layer type: SparseDenseLayer for an nn::DenseLayer,
+/// SparseConv2DLayer for an nn::Conv2DLayer (same parameters).
+template <class L>
+using sparse_layer_t = typename detail::sparse_layer<L>::type;
+
 /// Layer spec: Spec (a Dense or Conv2D spec) run for inference by SparseDenseLayer or
 /// SparseConv2DLayer; accepts what Spec accepts.
 template <class Spec>
@@ -348,7 +366,7 @@ struct Sparse : detail::spec_input<Spec> {
   template <StaticShape S>
   static constexpr bool accepts = Spec::template accepts<S>;
   template <class T, StaticShape S>
-  using layer = typename detail::sparse_layer<typename Spec::template layer<T, S>>::type;
+  using layer = sparse_layer_t<typename Spec::template layer<T, S>>;
 };
 
 namespace detail {
@@ -415,8 +433,8 @@ sparse_network_t<Net> compile_sparse(const Net& net,
 struct LayerKernels {
   std::string layer;  ///< its path ("0", "2.body.1")
   double density = 1.0;
-  SparseKernel single = SparseKernel::dense;   ///< at batch 1
-  SparseKernel batched = SparseKernel::dense;  ///< at batch > 1
+  SparseKernel single = SparseKernel::dense;   ///< at batch 1 (and below batched_from)
+  SparseKernel batched = SparseKernel::dense;  ///< at large batches
 };
 
 /// What each sparse layer of a compiled network runs, in layer order.
@@ -425,7 +443,8 @@ std::vector<LayerKernels> sparse_plan(const Net& net) {
   std::vector<LayerKernels> plan;
   nn::for_each_layer(net, [&](std::string_view path, const auto& layer) {
     if constexpr (is_sparse_layer_v<std::remove_cvref_t<decltype(layer)>>) {
-      plan.push_back({std::string(path), layer.density(), layer.kernel(1), layer.kernel(2)});
+      plan.push_back({std::string(path), layer.density(), layer.kernel(1),
+                      layer.kernel(std::numeric_limits<Index>::max())});
     }
   });
   return plan;

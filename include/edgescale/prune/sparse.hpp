@@ -60,11 +60,11 @@ struct Crossover {
 
 /// Measured by bench/bench_sparse.cpp on LeNet-300-100's three Dense layers (batch 1 and 32) and
 /// LeNet-5's two convolutions: AMD EPYC Zen 3 (AVX2 + FMA), g++ 12 -O3 -march=native, float, one
-/// core (docs/results/sparse.md). Each is the lowest over the layers of its kind of the density
-/// at which CSR and dense take the same time (interpolated between benchmarked densities), rounded
-/// down to a whole per cent: 9.4 %, 59.3 % and 10.1 % there.
+/// core (docs/results/sparse.md). Each is the lowest, over the layers of its kind and two runs, of
+/// the density at which CSR and dense take the same time (interpolated between benchmarked
+/// densities), rounded down to a whole per cent: 9.3 %, 59.3 % and 9.9 % there.
 inline constexpr Crossover measured_crossover{
-    .dense_single = 0.09, .dense_batched = 0.59, .conv = 0.10};
+    .dense_single = 0.09, .dense_batched = 0.59, .conv = 0.09};
 
 /// Throws argument_error unless every crossover is a number in [0, 1].
 inline void check_crossover(const Crossover& c) {

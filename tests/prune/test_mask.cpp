@@ -311,3 +311,40 @@ TEST_CASE("docs: a user's scorer runs through prune_at_init") {
   CHECK(r.size == 45);
   CHECK(r.kept == 45 - static_cast<Index>(std::floor(0.98 * 45)));  // 1 weight left
 }
+
+TEST_CASE("the threshold's selection finds the k-th smallest, as std::nth_element") {
+  Rng rng = make_stream(31, "radix select");
+  std::vector<double> scratch;
+  for (int trial = 0; trial < 200; ++trial) {
+    CAPTURE(trial);
+    const auto n = static_cast<std::size_t>(1 + uniform_index(rng, trial < 100 ? 3000 : 200000));
+    std::vector<double> v(n);
+    for (double& x : v) {
+      switch (uniform_index(rng, 6)) {
+        case 0:
+          x = 0.0;
+          break;  // pruned weights score exactly 0
+        case 1:
+          x = -0.0;
+          break;
+        case 2:
+          x = standard_normal<double>(rng);
+          break;  // GraSP's signed scores
+        case 3:
+          x = std::ldexp(uniform01<double>(rng), -1060);
+          break;  // subnormal
+        case 4:
+          x = static_cast<double>(uniform_index(rng, 4));
+          break;  // ties
+        default:
+          x = uniform01<double>(rng) * 1e300;
+          break;
+      }
+    }
+    const auto k = static_cast<Index>(1 + uniform_index(rng, n));
+    std::vector<double> sorted = v;
+    std::nth_element(sorted.begin(), sorted.begin() + (k - 1), sorted.end());
+    const double got = prune::detail::kth_smallest(v, k, scratch);
+    CHECK(got == sorted[static_cast<std::size_t>(k - 1)]);  // -0.0 == 0.0 as well
+  }
+}

@@ -6,6 +6,7 @@
 #include <edgescale/nn/dense.hpp>
 #include <edgescale/nn/init.hpp>
 #include <edgescale/nn/sequential.hpp>
+#include <edgescale/prune/mask.hpp>
 #include <edgescale/prune/px.hpp>
 
 #include <doctest/doctest.h>
@@ -220,4 +221,25 @@ TEST_CASE("PX refuses an empty, mis-shaped or non-finite pruning batch") {
   nan(3, 1) = std::numeric_limits<double>::quiet_NaN();
   CHECK_THROWS_WITH_AS(prune::Px{}.score(net, {batch_view(nan), {}}, rng),
                        "PX: the pruning batch has a NaN or infinite input", argument_error);
+}
+
+TEST_CASE("a Px keeps its auxiliary copy between rounds: the scores of a fresh one every time") {
+  Rng rng = make_stream(5, "px-cache");
+  Mlp net = random_mlp(rng);
+  const Matrix<double> x = random_inputs(6, 4, rng);
+  const prune::PruningData<double> data{batch_view(x), {}};
+  prune::Px kept;
+  for (const double density : {0.8, 0.5, 0.3}) {
+    CAPTURE(density);
+    const ParameterSet<double> reused = kept.score(net, data, rng);
+    const ParameterSet<double> fresh = prune::Px{}.score(net, data, rng);
+    CHECK(reused.values() == fresh.values());
+    prune::apply_masks(net, prune::masks_from_scores(reused, density));
+  }
+  // a copy starts without the kept twin, and another network type gets its own
+  prune::Px copy = kept;
+  CHECK(copy.score(net, data, rng).values() == kept.score(net, data, rng).values());
+  nn::BasicSequential<double, nn::Input<6>, nn::Dense<6, 3>> other{nn::init::kaiming_normal, rng};
+  CHECK(kept.score(other, data, rng).values() == prune::Px{}.score(other, data, rng).values());
+  CHECK(kept.score(net, data, rng).values() == prune::Px{}.score(net, data, rng).values());
 }

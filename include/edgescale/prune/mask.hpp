@@ -20,6 +20,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 #include <span>
 #include <string>
 #include <string_view>
@@ -41,7 +42,66 @@ inline void check_fraction(double value, std::string_view what, bool allow_one =
 
 namespace detail {
 
-/// 0/1 entries keeping the values of `scores` above the reference threshold for density d.
+/// The k-th smallest (1-based) of `values` (no NaN). A sample of the values brackets the k-th
+/// between two of them, lo < hi; one pass counts the values below lo and equal to it and gathers
+/// those in (lo, hi], a few percent of them; std::nth_element finishes on those. The pass's
+/// branches are predictable, where std::nth_element's partitioning of every value mispredicts half
+/// the time: this made the threshold the dearest part of a pruning round (bench/bench_prune.cpp,
+/// px_round). Exact whatever the data: when the bracket misses, std::nth_element on a copy of all.
+/// The sample is strided, not random, so the result and its cost are deterministic.
+inline double kth_smallest(std::span<const double> values, Index k, std::vector<double>& scratch) {
+  const auto n = static_cast<Index>(values.size());
+  const auto whole = [&] {
+    scratch.assign(values.begin(), values.end());
+    std::nth_element(scratch.begin(), scratch.begin() + (k - 1), scratch.end());
+    return scratch[static_cast<std::size_t>(k - 1)];
+  };
+  constexpr Index samples = 2048;
+  if (n <= 8 * samples) {
+    return whole();
+  }
+  scratch.resize(samples);
+  for (Index i = 0; i < samples; ++i) {
+    scratch[static_cast<std::size_t>(i)] = values[static_cast<std::size_t>(i * n / samples)];
+  }
+  std::sort(scratch.begin(), scratch.end());
+  // k's place in the sample, widened by about 3 standard deviations of a sample quantile
+  const Index at = (k - 1) * samples / n;
+  constexpr Index margin = 72;  // 3·sqrt(2048 / 4), the widest (median) case
+  const double lo = scratch[static_cast<std::size_t>(std::max<Index>(at - margin, 0))];
+  const double hi = scratch[static_cast<std::size_t>(std::min<Index>(at + margin, samples - 1))];
+  // a counting pass the compiler vectorises, then a branch-free gathering of those in (lo, hi]
+  Index below = 0;
+  Index at_lo = 0;
+  Index inside = 0;
+  for (const double v : values) {
+    below += v < lo ? 1 : 0;
+    at_lo += v == lo ? 1 : 0;
+    inside += ((v > lo) & (v <= hi)) ? 1 : 0;
+  }
+  if (k <= below) {
+    return whole();
+  }
+  if (k <= below + at_lo) {
+    return lo;
+  }
+  scratch.resize(static_cast<std::size_t>(inside) + 1);  // + 1: the branch-free gather's last write
+  double* out = scratch.data();
+  for (const double v : values) {
+    *out = v;
+    out += ((v > lo) & (v <= hi)) ? 1 : 0;
+  }
+  scratch.pop_back();
+  const Index r = k - below - at_lo;  // the r-th smallest of (lo, hi]
+  if (r > static_cast<Index>(scratch.size())) {
+    return whole();
+  }
+  std::nth_element(scratch.begin(), scratch.begin() + (r - 1), scratch.end());
+  return scratch[static_cast<std::size_t>(r - 1)];
+}
+
+/// 0/1 entries keeping the values of `scores` above the reference threshold for density d: with
+/// k = ⌊(1 − d)·n⌋, the values <= the k-th smallest are pruned (ties over-prune).
 inline void threshold(Eigen::Ref<const Vector<double>> scores, double density,
                       Eigen::Ref<Vector<double>> mask, std::vector<double>& scratch) {
   const Index n = scores.size();
@@ -50,10 +110,8 @@ inline void threshold(Eigen::Ref<const Vector<double>> scores, double density,
     mask.setOnes();
     return;
   }
-  scratch.assign(scores.data(), scores.data() + n);
-  std::nth_element(scratch.begin(), scratch.begin() + (k - 1), scratch.end());
-  const double t = scratch[static_cast<std::size_t>(k - 1)];  // the k-th smallest
-  mask = (scores.array() <= t).select(Vector<double>::Zero(n), Vector<double>::Ones(n));
+  const double t = kth_smallest(std::span<const double>(scores.data(), scores.size()), k, scratch);
+  mask = (scores.array() > t).template cast<double>().matrix();
 }
 
 }  // namespace detail
@@ -89,7 +147,11 @@ void apply_masks(Net& net, const ParameterSet<double>& masks) {
   if (const std::string d = expected.difference(masks.layout()); !d.empty()) {
     throw shape_error("prune::apply_masks: the masks are not the network's prunable tensors: " + d);
   }
-  if (!((masks.values().array() == 0.0) || (masks.values().array() == 1.0)).all()) {
+  bool binary = true;  // a loop the compiler vectorises (Eigen's .all() of an || does not)
+  for (const double m : masks.values()) {
+    binary &= (m == 0.0) | (m == 1.0);
+  }
+  if (!binary) {
     throw argument_error("prune::apply_masks: mask entries must be 0 or 1");
   }
   masks.zip(net, [](auto& p, const auto& segment) {

@@ -42,6 +42,7 @@
 #include <edgescale/nn/concepts.hpp>
 #include <edgescale/nn/gates.hpp>
 #include <edgescale/nn/network.hpp>
+#include <edgescale/nn/overwrite.hpp>
 #include <edgescale/prune/scorer.hpp>
 
 #include <cmath>
@@ -49,6 +50,9 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <typeinfo>
+#include <utility>
+#include <vector>
 
 namespace edgescale::prune {
 
@@ -79,33 +83,51 @@ bool px_rewrites(const L& layer) {
   return false;
 }
 
-/// Sets the weights and biases of every rewritten layer of `twin`: to their mask (1 where kept,
-/// 0 where pruned; 1 without a mask) when `ones`, else to their squares.
-template <class Twin>
-void px_set_values(Twin& twin, bool ones) {
-  nn::for_each_layer(twin, [&](std::string_view, auto& layer) {
+/// One tensor of `net` and the same tensor of its twin; `rewritten` when PX sets its values (the
+/// weights and biases of a layer with a weight tensor), else copied as it is (BatchNorm's).
+template <class T>
+struct PxPair {
+  const Parameter<T>* from = nullptr;
+  Parameter<T>* to = nullptr;
+  bool rewritten = false;
+};
+
+/// The tensors of `net` and of its twin, pairwise in visiting order (the twin has the same layers
+/// and tensors, so the same order; checked by name and size).
+template <class Net, class Twin>
+std::vector<PxPair<typename Net::scalar_type>> px_pairs(const Net& net, Twin& twin) {
+  using T = typename Net::scalar_type;
+  std::vector<PxPair<T>> pairs;
+  nn::for_each_layer(net, [&](std::string_view, const auto& layer) {
     if constexpr (requires { layer.parameters(); }) {
-      if (!px_rewrites(layer)) {
-        return;
-      }
-      for (auto& p : layer.parameters()) {
-        if (p.role != ParameterRole::weight && p.role != ParameterRole::bias) {
-          continue;
-        }
-        if (ones && p.masked()) {
-          p.value = p.mask;
-        } else if (ones) {
-          p.value.setOnes();
-        } else {
-          p.apply_mask();
-          p.value = p.value.cwiseAbs2();
-        }
+      const bool rewrites = px_rewrites(layer);
+      for (const auto& p : layer.parameters()) {
+        pairs.push_back(
+            {&p, nullptr,
+             rewrites && (p.role == ParameterRole::weight || p.role == ParameterRole::bias)});
       }
     }
   });
+  std::size_t i = 0;
+  nn::for_each_layer(twin, [&](std::string_view, auto& layer) {
+    if constexpr (requires { layer.parameters(); }) {
+      for (auto& p : layer.parameters()) {
+        if (i == pairs.size() || pairs[i].from->name != p.name ||
+            pairs[i].from->size() != p.size()) {
+          throw error("PX: the twin's tensors do not follow the network's");  // a library bug
+        }
+        pairs[i++].to = &p;
+      }
+    }
+  });
+  if (i != pairs.size()) {
+    throw error("PX: the twin's tensors do not follow the network's");
+  }
+  return pairs;
 }
 
-/// The PX passes on `net`; the twin is left holding θ² as values and ∂R/∂(θ²) as gradients.
+/// The PX passes on `net`; `twin` (an nn::gated_twin_t<Net>) is left holding θ² (masked) as the
+/// values and ∂R/∂(θ²) as the gradients of the rewritten layers, net's values elsewhere.
 template <class Net, class Twin>
 PxTerms px_passes(Net& net, Twin& twin, const PruningData<typename Net::scalar_type>& data,
                   PoolRouting routing) {
@@ -118,25 +140,41 @@ PxTerms px_passes(Net& net, Twin& twin, const PruningData<typename Net::scalar_t
     const nn::ModeScope evaluation(net, false);
     net.forward(data.inputs, gates);
   }
-  copy_tensors(net, twin);
   if constexpr (requires { twin.set_training(false); }) {
     twin.set_training(false);
   }
   if (routing == PoolRouting::real) {
     nn::impose_routes(twin, gates);
   }
+  const auto pairs = px_pairs(std::as_const(net), twin);
+  for (const auto& [from, to, rewritten] : pairs) {
+    if (!rewritten) {
+      to->value = from->value;
+    }
+  }
 
   PxTerms terms;
-  // jvf: weights and biases 1, input x², the real gates.
-  px_set_values(twin, true);
+  // jvf: weights and biases 1 (masked entries 0), input x², the real gates.
+  for (const auto& [from, to, rewritten] : pairs) {
+    if (rewritten && from->masked()) {
+      to->value = from->mask;
+    } else if (rewritten) {
+      to->value.setOnes();
+    }
+  }
   nn::impose_gates(twin, gates);
   const Matrix<T> squared = data.inputs.array().square().matrix();
   terms.z1 =
       twin.forward(ConstBatchView<T>(squared.data(), squared.rows(), n)).template cast<double>();
 
-  // pk: weights and biases squared, input ones, every ReLU the identity.
-  copy_tensors(net, twin);
-  px_set_values(twin, false);
+  // pk: weights and biases squared (masked entries 0), input ones, every ReLU the identity.
+  for (const auto& [from, to, rewritten] : pairs) {
+    if (rewritten && from->masked()) {
+      to->value = (from->value.array() * from->mask.array()).square().matrix();
+    } else if (rewritten) {
+      to->value = from->value.cwiseAbs2();
+    }
+  }
   const Index pk_batch = routing == PoolRouting::real ? n : 1;
   nn::open_gates(twin, pk_batch);
   const Matrix<T> ones = Matrix<T>::Ones(Net::input_shape::size, pk_batch);
@@ -147,13 +185,40 @@ PxTerms px_passes(Net& net, Twin& twin, const PruningData<typename Net::scalar_t
                              : Matrix<T>(terms.z1.rowwise().sum().template cast<T>());
   terms.r = routing == PoolRouting::real ? terms.z1.cwiseProduct(terms.z2).sum()
                                          : terms.z1.rowwise().sum().dot(terms.z2.col(0));
-  twin.zero_grad();
-  twin.backward_parameters(ConstBatchView<T>(seed.data(), seed.rows(), seed.cols()));
-  terms.dr_dsquare = ParameterSet<double>(twin, TensorSelection::trained);
-  terms.dr_dsquare.set_mask({});
-  terms.dr_dsquare.read_gradients(twin);
+  twin.backward_parameters(ConstBatchView<T>(seed.data(), seed.rows(), seed.cols()),
+                           nn::overwrite_gradients);
   return terms;
 }
+
+/// The twin a Px scorer keeps between rounds, so the rounds of a schedule allocate it (its
+/// tensors and workspaces) once. Copies start empty: two scorers never share one.
+class PxTwinCache {
+ public:
+  PxTwinCache() = default;
+  PxTwinCache(const PxTwinCache& /*other*/) {}
+  PxTwinCache& operator=(const PxTwinCache& /*other*/) {
+    twin_.reset();
+    return *this;
+  }
+  PxTwinCache(PxTwinCache&&) noexcept = default;
+  PxTwinCache& operator=(PxTwinCache&&) noexcept = default;
+  ~PxTwinCache() = default;
+
+  /// The kept twin for networks of type Net, made on first use (px_passes sets its tensors).
+  template <class Net>
+  nn::gated_twin_t<Net>& get() {
+    using Twin = nn::gated_twin_t<Net>;
+    if (type_ != &typeid(Twin) || !twin_) {
+      twin_ = std::make_shared<Twin>();
+      type_ = &typeid(Twin);
+    }
+    return *static_cast<Twin*>(twin_.get());
+  }
+
+ private:
+  std::shared_ptr<void> twin_;
+  const std::type_info* type_ = nullptr;
+};
 
 }  // namespace detail
 
@@ -162,22 +227,30 @@ PxTerms px_passes(Net& net, Twin& twin, const PruningData<typename Net::scalar_t
 template <nn::Network Net>
 PxTerms px_terms(Net& net, const PruningData<typename Net::scalar_type>& data,
                  PoolRouting routing = PoolRouting::auxiliary) {
-  auto twin = std::make_unique<nn::gated_twin_t<Net>>();
-  return detail::px_passes(net, *twin, data, routing);
+  const auto twin = std::make_unique<nn::gated_twin_t<Net>>();
+  PxTerms terms = detail::px_passes(net, *twin, data, routing);
+  terms.dr_dsquare = ParameterSet<double>(*twin, TensorSelection::trained);
+  terms.dr_dsquare.set_mask({});
+  terms.dr_dsquare.read_gradients(*twin);
+  return terms;
 }
 
 /// The PX scorer: score(θ_j) = θ_j² · ∂R/∂(θ_j²) on every prunable weight (0 where pruned).
+/// It keeps its auxiliary copy of the network between calls (one allocation for all the rounds of
+/// a schedule), so one Px scores on one thread at a time; copies of it keep their own.
 struct Px {
   static constexpr bool needs_data = true;
   PoolRouting pooling = PoolRouting::auxiliary;
 
   template <nn::Network Net>
   ParameterSet<double> score(Net& net, const PruningData<typename Net::scalar_type>& data,
-                             Rng& /*rng*/) const {
-    auto twin = std::make_unique<nn::gated_twin_t<Net>>();
-    detail::px_passes(net, *twin, data, pooling);
-    return value_times_gradient(*twin);
+                             Rng& /*rng*/) {
+    auto& twin = cache.get<Net>();
+    detail::px_passes(net, twin, data, pooling);
+    return value_times_gradient(twin);
   }
+
+  detail::PxTwinCache cache{};  ///< the kept auxiliary copy (left out of designated initialisers)
 };
 
 }  // namespace edgescale::prune

@@ -62,10 +62,15 @@ ParameterSet<double> prunable_values(const Net& net) {
 /// and SynFlow's score, each after its own backward).
 template <NamedTensors Net>
 ParameterSet<double> value_times_gradient(const Net& net) {
-  ParameterSet<double> s = prunable_values(net);
-  ParameterSet<double> grad = s.zeros_like();
-  grad.read_gradients(net);
-  s.values() = (s.values().array() * grad.values().array()).abs().matrix();
+  ParameterSet<double> s = zero_scores(net);
+  for_each_tensor(net, [&](std::string_view name, const auto& p) {
+    if (p.prunable()) {
+      s.tensor(name) =
+          (p.value.template cast<double>().array() * p.grad.template cast<double>().array())
+              .abs()
+              .matrix();
+    }
+  });
   return s;
 }
 

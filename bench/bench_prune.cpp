@@ -169,6 +169,7 @@ void px_full_round(benchmark::State& state) {
   // mask. After the last round the dense network comes back (untimed).
   constexpr int rounds = 100;
   const Net dense = w.net;
+  const ParameterSet<float> initial(dense, TensorSelection::prunable);
   int round = 0;
   for (auto _ : state) {
     if (round == rounds) {
@@ -178,8 +179,10 @@ void px_full_round(benchmark::State& state) {
       state.ResumeTiming();
     }
     const ParameterSet<double> scores = px.score(w.net, w.data(), rng);
-    prune::apply_masks(
-        w.net, prune::masks_from_scores(scores, prune::scheduled_density(0.02, round, rounds)));
+    const ParameterSet<double> masks =
+        prune::masks_from_scores(scores, prune::scheduled_density(0.02, round, rounds));
+    prune::apply_masks(w.net, masks);
+    prune::detail::restore_revived(w.net, initial, masks);  // as prune_at_init does
     ++round;
     benchmark::ClobberMemory();
   }

@@ -245,6 +245,31 @@ TEST_CASE("Random: seeded, redrawn at each call, global density even across tens
   CHECK(var < 1.6);
 }
 
+TEST_CASE("a weight revived by a later round comes back with its initial value (Random, R = 100)") {
+  // The reference keeps the stored weights while pruning and multiplies them by the mask in the
+  // forward, so iterated Random ends as one-shot Random at the final density: every kept weight
+  // holds its initial value. Revived as zeros instead, the network would train from dead weights.
+  Rng rng = make_stream(9, "revival");
+  Mlp net{nn::init::kaiming_normal, rng};
+  const ParameterSet<double> initial(net, TensorSelection::prunable);
+  prune::Random random;
+  const prune::DensityReport r =
+      prune::prune_at_init(net, random, {}, {.sparsity = 0.5, .rounds = 100}, rng);
+  CHECK(r.kept == r.size - static_cast<Index>(std::floor(0.5 * static_cast<double>(r.size))));
+  Index revived = 0;
+  net.for_each_parameter([&](std::string_view name, const Parameter<double>& p) {
+    if (!p.prunable()) {
+      return;
+    }
+    const auto v0 = initial.tensor(std::string(name));
+    for (Index i = 0; i < p.size(); ++i) {
+      CHECK(p.value[i] == v0[i] * p.mask[i]);  // kept: initial value; pruned: 0
+      revived += p.mask[i] == 1.0 ? 1 : 0;
+    }
+  });
+  CHECK(revived == r.kept);
+}
+
 TEST_CASE("prune_at_init refuses bad input before changing anything") {
   Rng rng = make_stream(8, "bad");
   Mlp net{nn::init::kaiming_normal, rng};

@@ -6,6 +6,14 @@
 // The loop is the reference one for every scorer (DESIGN §3a): round r = 0..R−1 keeps density
 // d_r = d^{(r+1)/R} (d = 1 − sparsity), rescoring the network as the previous round masked it,
 // so the last round keeps exactly the target (up to ties, which over-prune). R = 1 is one-shot.
+//
+// A round may keep a weight an earlier round pruned (revival): Random redraws every score, and
+// GraSP's signed scores put the pruned weights' 0 above kept weights' negative scores. As in the
+// reference, where the stored weights never change while pruning and the forward multiplies them
+// by the mask, a revived weight comes back with the value it had when prune_at_init was called
+// (masked weights are zero in between, so every scorer sees the network the reference's forward
+// computes). Scorers that give pruned weights 0 and no negative score (Magnitude, SNIP, IterSNIP,
+// SynFlow, PX) never revive: for them the masks only grow.
 #pragma once
 
 #include <edgescale/core/error.hpp>
@@ -16,6 +24,8 @@
 
 #include <cmath>
 #include <string>
+#include <string_view>
+#include <type_traits>
 
 namespace edgescale::prune {
 
@@ -29,6 +39,23 @@ struct Options {
 inline double scheduled_density(double density, int round, int rounds) {
   return std::pow(density, static_cast<double>(round + 1) / static_cast<double>(rounds));
 }
+
+namespace detail {
+
+/// Every kept weight of `net` gets its value from `initial` (the values before pruning): a
+/// weight a later round keeps again after an earlier one pruned it comes back as it was.
+template <class Net, class T>
+void restore_revived(Net& net, const ParameterSet<T>& initial, const ParameterSet<double>& masks) {
+  for_each_tensor(net, [&](std::string_view name, auto& p) {
+    if (p.prunable()) {
+      using U = typename std::remove_cvref_t<decltype(p)>::scalar_type;
+      p.value =
+          (initial.tensor(name).array() * masks.tensor(name).array().template cast<U>()).matrix();
+    }
+  });
+}
+
+}  // namespace detail
 
 /// Prunes `net` in place by `scorer` on `data` (which may be empty for a scorer that reads no
 /// data) under options `o`, and reports what is left. Throws argument_error, before changing
@@ -47,10 +74,14 @@ DensityReport prune_at_init(Net& net, Scorer& scorer,
     check_data(data, Net::input_shape::size, !data.labels.empty(), "prune");
   }
   const double final_density = 1.0 - o.sparsity;
+  ParameterSet<typename Net::scalar_type> initial(net, TensorSelection::prunable);
+  initial.set_mask({});
   for (int r = 0; r < o.rounds; ++r) {
     const ParameterSet<double> scores = scorer.score(net, data, rng);
-    apply_masks(net,
-                masks_from_scores(scores, scheduled_density(final_density, r, o.rounds), o.scope));
+    const ParameterSet<double> masks =
+        masks_from_scores(scores, scheduled_density(final_density, r, o.rounds), o.scope);
+    apply_masks(net, masks);
+    detail::restore_revived(net, initial, masks);
   }
   return density(net);
 }

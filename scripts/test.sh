@@ -2,14 +2,16 @@
 # Builds and runs every test edgescale has, the way CI does (.ci/run):
 #   1. g++     Debug (-O1), warnings as errors, tests + examples, ctest    build/test-gcc
 #      for the compiler's default target (x86-64: SSE2)
-#   2. clang++ Debug (-O1), warnings as errors, tests + examples, ctest    build/test-clang
-#      for x86-64-v3 (AVX2, FMA) when this CPU has it, else the default target
+#   2. clang++ Debug (-O1), warnings as errors, AddressSanitizer + UBSan, tests + examples,
+#      ctest                                                                build/test-clang
+#      for x86-64-v3 (AVX2, FMA) when this CPU has it, else the default target; without clang's
+#      sanitizer runtimes (libclang-rt-14-dev) unsanitized, and a g++ ASan+UBSan stage of the unit
+#      tests follows when the budget allows
 #   3. compile only, other instruction sets: g++ Release (-O3, what the demo builds), warnings
 #      as errors, never run (this CPU may lack them):
-#        x86-64-v4 (AVX-512): tests + examples                            build/isa-x86-64-v4
-#        x86-64-v2 (SSE4.2):  every header alone + examples               build/isa-x86-64-v2
-#      (about 3 and 1.5 minutes on two cores with a cold ccache; the whole run about 18)
-#   4. clang++ with AddressSanitizer + UBSan, unit tests only               build/test-asan
+#        x86-64-v4 (AVX-512): tests                                        build/isa-x86-64-v4
+#        x86-64-v2 (SSE4.2):  every header alone + the train example       build/isa-x86-64-v2
+#      (about 5 and 1.5 minutes on two cores with a cold ccache; the whole run about 17)
 # Debug info is line tables only (-g1): enough for sanitizer reports and backtraces, and a good
 # part less compile time than -g.
 # The instruction sets are named (-march=x86-64-v3, never native), so a ccache shared between
@@ -21,9 +23,9 @@
 # Environment knobs:
 #   EDGESCALE_JOBS=N               parallel compile and test jobs (default: nproc)
 #   EDGESCALE_TEST_BUDGET=SECONDS  the whole run should fit in this (default 1200: CI's 20
-#                                  minutes); the sanitizer stage is skipped, with a message, when
-#                                  it would not fit
-#   EDGESCALE_SANITIZE_STAGE=0     skip the sanitizer stage
+#                                  minutes); the g++ sanitizer stage is skipped, with a message,
+#                                  when it would not fit
+#   EDGESCALE_SANITIZE_STAGE=0     skip the g++ sanitizer stage (run only without clang's runtimes)
 #   EDGESCALE_ISA_STAGE=0          skip the compile-only instruction-set stages
 #   EDGESCALE_SKIP_DEPS=1          do not run scripts/install-deps.sh
 set -euo pipefail
@@ -173,12 +175,28 @@ then
   gcc_secs=$((gcc_secs + last_stage_secs))
 fi
 
+# The clang stage is also the sanitizer stage: every test and example built with ASan+UBSan, so the
+# x86-64-v3 kernels run under the sanitizers, at the cost of one build instead of two.
+clang_sanitize=ON
+if [[ ! -f "$(clang++ -print-file-name=libclang_rt.asan-x86_64.a)" ]]; then
+  echo "test.sh: clang's sanitizer runtimes are missing (libclang-rt-14-dev): the clang stage" \
+    "runs unsanitized, a g++ ASan+UBSan stage follows"
+  clang_sanitize=OFF
+fi
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:check_initialization_order=1:strict_init_order=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 clang_name="clang++${clang_arch:+ $clang_arch}"
+if [[ $clang_sanitize == ON ]]; then
+  clang_name+=" ASan+UBSan"
+fi
 if stage "$clang_name: configure + build" build build/test-clang clang++ \
   -DEDGESCALE_ARCH="$clang_arch" -DEDGESCALE_TEST_ARCH="$clang_arch" \
-  -DEDGESCALE_BUILD_TESTS=ON -DEDGESCALE_BUILD_EXAMPLES=ON; then
+  -DEDGESCALE_SANITIZE="$clang_sanitize" -DEDGESCALE_BUILD_TESTS=ON -DEDGESCALE_BUILD_EXAMPLES=ON
+then
   if stage "$clang_name: ctest" run_ctest build/test-clang; then
-    ran_isas+=("clang++: $(describe_isa "$clang_arch")")
+    sanitized=""
+    [[ $clang_sanitize == ON ]] && sanitized=", under ASan+UBSan"
+    ran_isas+=("clang++: $(describe_isa "$clang_arch")$sanitized")
   fi
 fi
 
@@ -186,10 +204,10 @@ fi
 # g++ warns most) with warnings as errors. x86-64-v4 stands for -march=native on an AVX-512
 # machine, whose g++ 12 warnings inside Eigen's AVX-512 code once broke such builds
 # (core/eigen.hpp); x86-64-v2 for the oldest CPUs still common.
-# The x86-64-v4 build leaves out the header-alone objects: they instantiate next to nothing, so
-# an instruction set's warnings (which come from instantiated code) show in the tests and
-# examples, and whether a header compiles alone does not depend on the instruction set; the
-# x86-64-v2 build compiles every header alone and the examples.
+# The x86-64-v4 build leaves out the header-alone objects and the examples: the headers instantiate
+# next to nothing, so an instruction set's warnings (which come from instantiated code) show in the
+# tests, which instantiate every kernel the examples do; the x86-64-v2 build compiles every header
+# alone and the train example (the layers' kernels at -O3).
 # isa_stage ARCH WHAT [CMAKE ARGS...]: configures build/isa-ARCH and builds it (BUILD_TARGETS).
 isa_stage() {
   local arch=$1 what=$2
@@ -209,17 +227,19 @@ elif [[ $(uname -m) != x86_64 ]]; then
   echo "==== instruction sets: skipped (not an x86-64 machine) ===="
   stage_lines+=("instruction sets: skipped (not x86-64)")
 else
-  isa_stage x86-64-v4 "tests + examples" -DEDGESCALE_TEST_HEADERS=OFF
-  BUILD_TARGETS="edgescale_headers_alone train" isa_stage x86-64-v2 "every header alone + examples"
+  isa_stage x86-64-v4 "tests" -DEDGESCALE_TEST_HEADERS=OFF -DEDGESCALE_BUILD_EXAMPLES=OFF
+  BUILD_TARGETS="edgescale_headers_alone train" isa_stage x86-64-v2 "every header alone + train"
 fi
 
-# The sanitizer stage rebuilds the unit tests only (no examples, no header objects) and runs them
-# without the package, failtest, header and slow tests, which sanitizers add nothing to. It costs
-# about one and a half times what the g++ stage did; it is skipped when that would break the
-# budget.
+# Without clang's sanitizer runtimes, a g++ ASan+UBSan stage rebuilds the unit tests only (no
+# examples, no header objects) and runs them without the package, failtest, header and slow tests,
+# which sanitizers add nothing to. It costs about one and a half times what the g++ stage did; it
+# is skipped when that would break the budget.
 elapsed=$((SECONDS - run_start))
 estimate=$((gcc_secs * 3 / 2))
-if [[ "${EDGESCALE_SANITIZE_STAGE:-1}" == 0 ]]; then
+if [[ $clang_sanitize == ON ]]; then
+  :  # the clang stage ran sanitized
+elif [[ "${EDGESCALE_SANITIZE_STAGE:-1}" == 0 ]]; then
   echo
   echo "==== sanitizers: skipped (EDGESCALE_SANITIZE_STAGE=0) ===="
   stage_lines+=("sanitizers: skipped (EDGESCALE_SANITIZE_STAGE=0)")
@@ -229,18 +249,10 @@ elif ((elapsed + estimate > budget)); then
   echo "==== sanitizers: SKIPPED: $why (EDGESCALE_TEST_BUDGET) ===="
   stage_lines+=("sanitizers: SKIPPED ($why)")
 else
-  # clang compiles ASan+UBSan code about 1.5x faster than g++; g++ when clang's runtimes are absent.
-  sanitize_cxx=clang++
-  if [[ ! -f "$(clang++ -print-file-name=libclang_rt.asan-x86_64.a)" ]]; then
-    echo "test.sh: clang's sanitizer runtimes are missing (libclang-rt-14-dev): sanitizing with g++"
-    sanitize_cxx=g++
-  fi
-  export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:check_initialization_order=1:strict_init_order=1}
-  export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
-  if stage "$sanitize_cxx ASan+UBSan: configure + build" build build/test-asan "$sanitize_cxx" \
+  if stage "g++ ASan+UBSan: configure + build" build build/test-asan g++ \
     -DEDGESCALE_SANITIZE=ON -DEDGESCALE_BUILD_TESTS=ON -DEDGESCALE_BUILD_EXAMPLES=OFF \
     -DEDGESCALE_TEST_HEADERS=OFF; then
-    stage "$sanitize_cxx ASan+UBSan: ctest (unit tests)" \
+    stage "g++ ASan+UBSan: ctest (unit tests)" \
       run_ctest build/test-asan -LE 'package|failtest|static|slow' || true
   fi
 fi

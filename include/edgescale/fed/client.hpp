@@ -58,9 +58,9 @@ struct Received {
 /// The generator of client `client` in round `round` of an experiment seeded `seed`: a function
 /// of these three numbers only, so the result does not depend on which thread runs the client.
 inline Rng client_stream(std::uint64_t seed, int round, Index client) {
-  std::uint64_t key = detail::splitmix64(seed ^ 0x6665645F636C6965ULL);  // "fed_clie"
-  key = detail::splitmix64(key ^ static_cast<std::uint64_t>(round));
-  key = detail::splitmix64(key ^ static_cast<std::uint64_t>(client));
+  std::uint64_t key = edgescale::detail::splitmix64(seed ^ 0x6665645F636C6965ULL);  // "fed_clie"
+  key = edgescale::detail::splitmix64(key ^ static_cast<std::uint64_t>(round));
+  key = edgescale::detail::splitmix64(key ^ static_cast<std::uint64_t>(client));
   return Rng{key};
 }
 

@@ -1,0 +1,181 @@
+// edgescale/fed/fedopt.hpp — adaptive server optimizers: FedAdagrad, FedAdam, FedYogi
+// (Reddi et al. 2021, "Adaptive Federated Optimization", Alg. 2).
+//
+//   fed::FedAdam<Net> fedadam(net, {.local = {...}, .server_learning_rate = 0.01});
+//   fed::FedYogi<Net> fedyogi(net, {.local = {...}, .bias_correction = true});
+//
+// Clients run FedAvg's local SGD and send Δ_k = y_k − x. With Δ the aggregator's mean of the
+// deltas (weights n_k, as FedAvg and Flower; the paper averages uniformly, the same for equal
+// client sizes):
+//   m ← β₁ m + (1 − β₁) Δ
+//   Adagrad  v ← v + Δ²
+//   Adam     v ← β₂ v + (1 − β₂) Δ²
+//   Yogi     v ← v − (1 − β₂) Δ² sign(v − Δ²)
+//   x ← x + η m / (√v + τ)
+// with v starting at τ² (the paper's v₋₁ ≥ τ²) and m at 0. The paper has no bias correction;
+// Flower's FedAdam adds one (m / (1 − β₁ᵗ), v / (1 − β₂ᵗ)): offered as `bias_correction`
+// (Adam and Yogi only). Defaults follow the paper's grids: η = 10⁻², τ = 10⁻³, β₁ = 0.9, β₂ = 0.99.
+#pragma once
+
+#include <edgescale/core/error.hpp>
+#include <edgescale/core/parameter_set.hpp>
+#include <edgescale/core/random.hpp>
+#include <edgescale/data/dataset.hpp>
+#include <edgescale/fed/aggregate.hpp>
+#include <edgescale/fed/client.hpp>
+#include <edgescale/fed/concepts.hpp>
+#include <edgescale/fed/detail/global_model.hpp>
+#include <edgescale/nn/concepts.hpp>
+#include <edgescale/nn/loss.hpp>
+
+#include <cmath>
+#include <cstddef>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace edgescale::fed {
+
+/// v ← v + Δ² (no bias correction: v only grows).
+struct AdagradRule {
+  static constexpr const char* name = "FedAdagrad";
+  static constexpr bool has_decay = false;
+  template <class V, class D>
+  static void second_moment(V& v, const D& d2, double /*beta2*/) {
+    v += d2;
+  }
+};
+/// v ← β₂ v + (1 − β₂) Δ².
+struct AdamRule {
+  static constexpr const char* name = "FedAdam";
+  static constexpr bool has_decay = true;
+  template <class V, class D>
+  static void second_moment(V& v, const D& d2, double beta2) {
+    using S = typename V::Scalar;
+    v = static_cast<S>(beta2) * v + static_cast<S>(1 - beta2) * d2;
+  }
+};
+/// v ← v − (1 − β₂) Δ² sign(v − Δ²) (Zaheer et al. 2018).
+struct YogiRule {
+  static constexpr const char* name = "FedYogi";
+  static constexpr bool has_decay = true;
+  template <class V, class D>
+  static void second_moment(V& v, const D& d2, double beta2) {
+    using S = typename V::Scalar;
+    v = v - static_cast<S>(1 - beta2) * (d2 * (v - d2).sign());
+  }
+};
+
+template <nn::Network Net, class Rule, Aggregator<typename Net::scalar_type> Agg = WeightedMean,
+          detail::LabelLoss<typename Net::scalar_type> Loss = nn::SoftmaxCrossEntropy>
+class FedOpt {
+ public:
+  using scalar_type = typename Net::scalar_type;
+  using T = scalar_type;
+  using update_type = ParameterSet<T>;
+  using client_state = Stateless;
+  struct worker_type {
+    Net net;
+  };
+  struct options {
+    LocalTraining local{};
+    double server_learning_rate = 1e-2;  ///< η
+    double beta1 = 0.9;
+    double beta2 = 0.99;
+    double tau = 1e-3;  ///< adaptivity τ
+    bool bias_correction = false;
+    std::vector<std::string> frozen{};
+    Agg aggregator{};
+  };
+
+  explicit FedOpt(const Net& initial, options o = {})
+      : o_(std::move(o)), global_(initial, o_.frozen) {
+    detail::validate(o_.local, Rule::name);
+    if (!(o_.server_learning_rate > 0) || !(o_.beta1 >= 0 && o_.beta1 < 1) ||
+        !(o_.beta2 >= 0 && o_.beta2 < 1) || !(o_.tau > 0)) {
+      throw argument_error(std::string(Rule::name) +
+                           ": need server_learning_rate > 0, beta1 and beta2 in [0, 1), tau > 0");
+    }
+    m_ = Vector<T>::Zero(global_.x().size());
+    v_ = Vector<T>::Constant(global_.x().size(), static_cast<T>(o_.tau * o_.tau));
+  }
+
+  [[nodiscard]] worker_type make_worker() const { return {global_.prototype()}; }
+
+  update_type client_update(worker_type& w, const ClientData<T>& client, client_state& /*state*/,
+                            Rng& rng) const {
+    const ParameterSet<T>& x = global_.x();
+    x.write(w.net);
+    detail::train_locally<Net, Loss>(w.net, client, o_.local, rng, global_.freeze_hook());
+    update_type delta(x.shared_layout());
+    delta.read(w.net);
+    delta.values() -= x.values();
+    global_.zero_frozen(delta.values());
+    return delta;
+  }
+
+  [[nodiscard]] std::string check(const update_type& u) const {
+    return global_.check(u, "the update");
+  }
+
+  void server_update(std::span<const Received<update_type>> received, const RoundInfo& /*info*/) {
+    if (received.empty()) {
+      return;
+    }
+    std::vector<const ParameterSet<T>*> sets;
+    std::vector<double> weights;
+    for (const Received<update_type>& r : received) {
+      sets.push_back(r.update);
+      weights.push_back(static_cast<double>(r.samples));
+    }
+    const Vector<T> delta = o_.aggregator
+                                .combine(std::span<const ParameterSet<T>* const>(sets),
+                                         std::span<const double>(weights))
+                                .values();
+    ++t_;
+    m_ = static_cast<T>(o_.beta1) * m_ + static_cast<T>(1 - o_.beta1) * delta;
+    const Vector<T> d2 = delta.array().square().matrix();
+    auto v = v_.array();
+    Rule::second_moment(v, d2.array(), o_.beta2);
+    double mc = 1;
+    double vc = 1;
+    if (o_.bias_correction && Rule::has_decay) {
+      mc = 1 - std::pow(o_.beta1, t_);
+      vc = 1 - std::pow(o_.beta2, t_);
+    }
+    const auto lr = static_cast<T>(o_.server_learning_rate);
+    global_.x().values().array() +=
+        lr * (m_.array() / static_cast<T>(mc)) /
+        ((v_.array() / static_cast<T>(vc)).sqrt() + static_cast<T>(o_.tau));
+  }
+
+  [[nodiscard]] std::size_t bytes_up(const update_type& /*u*/) const {
+    return global_.trained_bytes();
+  }
+  [[nodiscard]] std::size_t bytes_down() const { return global_.trained_bytes(); }
+
+  double evaluate(const data::Dataset<T>& test) { return global_.evaluate(test); }
+
+  [[nodiscard]] const ParameterSet<T>& global() const { return global_.x(); }
+  ParameterSet<T>& global() { return global_.x(); }
+  Net& network() { return global_.network(); }
+
+ private:
+  options o_;
+  detail::GlobalModel<Net, Loss> global_;
+  Vector<T> m_;
+  Vector<T> v_;
+  int t_ = 0;
+};
+
+template <nn::Network Net, Aggregator<typename Net::scalar_type> Agg = WeightedMean,
+          detail::LabelLoss<typename Net::scalar_type> Loss = nn::SoftmaxCrossEntropy>
+using FedAdagrad = FedOpt<Net, AdagradRule, Agg, Loss>;
+template <nn::Network Net, Aggregator<typename Net::scalar_type> Agg = WeightedMean,
+          detail::LabelLoss<typename Net::scalar_type> Loss = nn::SoftmaxCrossEntropy>
+using FedAdam = FedOpt<Net, AdamRule, Agg, Loss>;
+template <nn::Network Net, Aggregator<typename Net::scalar_type> Agg = WeightedMean,
+          detail::LabelLoss<typename Net::scalar_type> Loss = nn::SoftmaxCrossEntropy>
+using FedYogi = FedOpt<Net, YogiRule, Agg, Loss>;
+
+}  // namespace edgescale::fed

@@ -1,0 +1,278 @@
+// edgescale/fed/simulate.hpp — a federation of K simulated clients in one process.
+//
+//   data::Dataset<float> pool = ..., test = ...;                      // images or features ψ(x)
+//   fed::Partition clients = fed::DirichletPrior{.alpha = 0.05}.partition(labels, 10, 100, rng);
+//   fed::FedAvg<Net> strategy(net, {.local = {.epochs = 1, .batch_size = 32, .learning_rate =
+//   0.05}}); fed::Simulation sim(strategy, pool, clients, {.per_round = 10, .threads = 2, .seed =
+//   1}); std::vector<fed::RoundReport> history = sim.run(100, test, [](const fed::RoundReport& r) {
+//     std::cerr << r.round << ' ' << r.accuracy << '\n';
+//   });
+//
+// Each round samples m of K clients uniformly without replacement from the stream "sampling",
+// drops each with probability `dropout` (stragglers that never report; stream "dropout"), runs
+// the others' client procedure on a pool of `threads` threads — each client with its own
+// generator fed::client_stream(seed, round, client) — screens every update with the strategy's
+// check (a rejected update, or a client that throws, is reported with its reason and left out),
+// and hands the accepted ones to the server in ascending client order. Results are therefore
+// bit-identical for any thread count. Client data stay index sets until a client runs; client
+// state is kept only for stateful strategies and only for clients that have taken part, so
+// 10 000 clients cost their indices and nothing else.
+#pragma once
+
+#include <edgescale/core/error.hpp>
+#include <edgescale/core/random.hpp>
+#include <edgescale/data/dataset.hpp>
+#include <edgescale/fed/client.hpp>
+#include <edgescale/fed/concepts.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <limits>
+#include <optional>
+#include <string>
+#include <thread>
+#include <type_traits>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+namespace edgescale::fed {
+
+struct SimulationOptions {
+  Index per_round = 10;    ///< m, clients sampled each round
+  int threads = 1;         ///< client procedures run at once (results do not depend on it)
+  double dropout = 0.0;    ///< probability that a sampled client never reports
+  int evaluate_every = 1;  ///< evaluate the global model every this many rounds (and the last)
+  std::uint64_t seed = 0;  ///< of the sampling, dropout and client streams
+};
+
+/// A client update the server refused, with the reason.
+struct Rejection {
+  Index client = 0;
+  std::string reason;
+};
+
+/// What happened in one round.
+struct RoundReport {
+  int round = 0;                                               ///< from 0
+  double accuracy = std::numeric_limits<double>::quiet_NaN();  ///< NaN when not evaluated
+  std::vector<Index> sampled;                                  ///< ascending
+  std::vector<Index> dropped;  ///< sampled clients that did not report
+  std::vector<Rejection> rejected;
+  Index received = 0;              ///< accepted updates
+  std::size_t bytes_up = 0;        ///< this round: every update that reached the server
+  std::size_t bytes_down = 0;      ///< this round: the broadcast to every sampled client
+  std::size_t total_bytes_up = 0;  ///< cumulative
+  std::size_t total_bytes_down = 0;
+  double seconds = 0;
+};
+
+template <Strategy S>
+class Simulation {
+ public:
+  using T = typename S::scalar_type;
+  using update_type = typename S::update_type;
+  using client_state = typename S::client_state;
+  static constexpr bool stateful = !std::is_same_v<client_state, Stateless>;
+
+  /// `pool` (which must outlive the simulation) holds every client's samples; `clients` lists
+  /// each client's columns of it. Throws argument_error for an empty federation, per_round
+  /// outside [1, K], threads < 1, dropout outside [0, 1), or a client index outside the pool.
+  Simulation(S& strategy, const data::Dataset<T>& pool, Partition clients,
+             SimulationOptions options = {})
+      : strategy_(strategy),
+        pool_(pool),
+        clients_(std::move(clients)),
+        o_(options),
+        sampling_(make_stream(options.seed, "sampling")),
+        dropout_(make_stream(options.seed, "dropout")) {
+    const auto k = static_cast<Index>(clients_.size());
+    if (k == 0) {
+      throw argument_error("Simulation: no clients");
+    }
+    if (o_.per_round < 1 || o_.per_round > k) {
+      throw argument_error("Simulation: per_round must be in [1, " + std::to_string(k) + "], got " +
+                           std::to_string(o_.per_round));
+    }
+    if (o_.threads < 1 || o_.evaluate_every < 1) {
+      throw argument_error("Simulation: threads and evaluate_every must be >= 1");
+    }
+    if (!(o_.dropout >= 0 && o_.dropout < 1)) {
+      throw argument_error("Simulation: dropout must be in [0, 1)");
+    }
+    for (std::size_t c = 0; c < clients_.size(); ++c) {
+      for (const Index i : clients_[c]) {
+        if (i < 0 || i >= pool_.size()) {
+          throw argument_error("Simulation: client " + std::to_string(c) + " holds sample " +
+                               std::to_string(i) + ", outside the pool of " +
+                               std::to_string(pool_.size()));
+        }
+      }
+    }
+    order_.resize(clients_.size());
+    for (std::size_t c = 0; c < order_.size(); ++c) {
+      order_[c] = static_cast<Index>(c);
+    }
+  }
+  Simulation(S&, const data::Dataset<T>&&, Partition, SimulationOptions = {}) = delete;
+
+  /// Runs one round; evaluates on `test` when `evaluate` is true.
+  RoundReport run_round(const data::Dataset<T>* test, bool evaluate) {
+    const auto start = std::chrono::steady_clock::now();
+    RoundReport report;
+    report.round = round_;
+    const auto k = static_cast<Index>(clients_.size());
+    // m of K without replacement: a partial Fisher–Yates over a persistent permutation (its
+    // state carries over, which is fine: each draw is uniform given any starting order).
+    for (Index i = 0; i < o_.per_round; ++i) {
+      const auto j =
+          i + static_cast<Index>(uniform_index(sampling_, static_cast<std::uint64_t>(k - i)));
+      std::swap(order_[static_cast<std::size_t>(i)], order_[static_cast<std::size_t>(j)]);
+    }
+    report.sampled.assign(order_.begin(), order_.begin() + o_.per_round);
+    std::sort(report.sampled.begin(), report.sampled.end());
+    std::vector<Index> running;
+    for (const Index c : report.sampled) {
+      // One draw per sampled client whatever the dropout, so the streams stay aligned.
+      const double u = uniform01<double>(dropout_);
+      if (u < o_.dropout) {
+        report.dropped.push_back(c);
+      } else {
+        running.push_back(c);
+      }
+    }
+    report.bytes_down = static_cast<std::size_t>(o_.per_round) * strategy_.bytes_down();
+
+    // Client states exist before the threads start (references into an unordered_map stay
+    // valid when it grows).
+    std::vector<client_state*> states(running.size(), nullptr);
+    for (std::size_t i = 0; i < running.size(); ++i) {
+      states[i] = stateful ? &states_[running[i]] : &stateless_;
+    }
+    std::vector<std::optional<update_type>> results(running.size());
+    std::vector<std::string> failures(running.size());
+    std::atomic<std::size_t> next{0};
+    const auto work = [&](std::size_t worker) {
+      for (std::size_t i = next++; i < running.size(); i = next++) {
+        const Index c = running[i];
+        const ClientData<T> client{c, &pool_, clients_[static_cast<std::size_t>(c)]};
+        Rng rng = client_stream(o_.seed, round_, c);
+        try {
+          results[i].emplace(strategy_.client_update(workers_[worker], client, *states[i], rng));
+        } catch (const std::exception& e) {
+          failures[i] = std::string("the client failed: ") + e.what();
+        }
+      }
+    };
+    const auto threads = static_cast<std::size_t>(
+        std::min<Index>(o_.threads, std::max<Index>(1, static_cast<Index>(running.size()))));
+    while (workers_.size() < threads) {
+      workers_.push_back(strategy_.make_worker());
+    }
+    {
+      std::vector<std::jthread> pool;
+      for (std::size_t t = 1; t < threads; ++t) {
+        pool.emplace_back(work, t);
+      }
+      work(0);
+    }
+
+    std::vector<Received<update_type>> accepted;
+    for (std::size_t i = 0; i < running.size(); ++i) {
+      const Index c = running[i];
+      if (!results[i]) {
+        report.rejected.push_back({c, failures[i]});
+        continue;
+      }
+      report.bytes_up += strategy_.bytes_up(*results[i]);
+      std::string reason = strategy_.check(*results[i]);
+      if (!reason.empty()) {
+        report.rejected.push_back({c, std::move(reason)});
+        continue;
+      }
+      accepted.push_back(
+          {c, static_cast<Index>(clients_[static_cast<std::size_t>(c)].size()), &*results[i]});
+    }
+    report.received = static_cast<Index>(accepted.size());
+    const RoundInfo info{round_, k, o_.per_round, report.received};
+    strategy_.server_update(std::span<const Received<update_type>>(accepted), info);
+
+    total_up_ += report.bytes_up;
+    total_down_ += report.bytes_down;
+    report.total_bytes_up = total_up_;
+    report.total_bytes_down = total_down_;
+    if (evaluate && test != nullptr) {
+      report.accuracy = strategy_.evaluate(*test);
+    }
+    ++round_;
+    report.seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    return report;
+  }
+
+  /// Runs `rounds` rounds, evaluating on `test` every evaluate_every rounds and after the last;
+  /// calls each callback with every round's report (progress, logging).
+  template <class... Callbacks>
+  std::vector<RoundReport> run(int rounds, const data::Dataset<T>& test, Callbacks&&... callbacks) {
+    if (rounds < 0) {
+      throw argument_error("Simulation::run: rounds must be >= 0");
+    }
+    std::vector<RoundReport> history;
+    history.reserve(static_cast<std::size_t>(rounds));
+    for (int r = 0; r < rounds; ++r) {
+      const bool evaluate = (r + 1) % o_.evaluate_every == 0 || r + 1 == rounds;
+      history.push_back(run_round(&test, evaluate));
+      (callbacks(history.back()), ...);
+    }
+    return history;
+  }
+
+  [[nodiscard]] int rounds_done() const { return round_; }
+  [[nodiscard]] Index clients() const { return static_cast<Index>(clients_.size()); }
+  /// Clients holding state (stateful strategies: those that have taken part).
+  [[nodiscard]] std::size_t stored_states() const { return states_.size(); }
+  S& strategy() { return strategy_; }
+
+ private:
+  S& strategy_;
+  const data::Dataset<T>& pool_;
+  Partition clients_;
+  SimulationOptions o_;
+  Rng sampling_;
+  Rng dropout_;
+  std::vector<Index> order_;
+  std::vector<typename S::worker_type> workers_;
+  std::unordered_map<Index, client_state> states_;
+  client_state stateless_{};
+  int round_ = 0;
+  std::size_t total_up_ = 0;
+  std::size_t total_down_ = 0;
+};
+
+/// The first round (from 1: rounds run) whose accuracy reaches `target`, if any.
+inline std::optional<int> rounds_to_target(const std::vector<RoundReport>& history, double target) {
+  for (const RoundReport& r : history) {
+    if (!std::isnan(r.accuracy) && r.accuracy >= target) {
+      return r.round + 1;
+    }
+  }
+  return std::nullopt;
+}
+
+/// Bytes up + down spent until the round that first reaches `target`, if any.
+inline std::optional<std::size_t> bytes_to_target(const std::vector<RoundReport>& history,
+                                                  double target) {
+  for (const RoundReport& r : history) {
+    if (!std::isnan(r.accuracy) && r.accuracy >= target) {
+      return r.total_bytes_up + r.total_bytes_down;
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace edgescale::fed

@@ -1,0 +1,201 @@
+// fed::Simulation: the same seed gives bit-identical results with 1 and 2 threads (stateless and
+// stateful strategies, with dropouts); a user's own strategy runs in it; hostile or failing
+// client updates are rejected with their reason while the round completes with the others; bytes
+// are accounted as documented.
+#include <edgescale/fed/concepts.hpp>
+#include <edgescale/fed/fedavg.hpp>
+#include <edgescale/fed/scaffold.hpp>
+#include <edgescale/fed/simulate.hpp>
+
+#include "fed_fixtures.hpp"
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <limits>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+using namespace edgescale;
+
+namespace {
+
+using Net = test::BlobMlp<float>;
+
+Net initial_net() {
+  Rng init = make_stream(11, "init");
+  return Net{nn::init::kaiming_normal, init};
+}
+
+const fed::LocalTraining local{.epochs = 2, .batch_size = 8, .learning_rate = 0.05};
+
+template <class Strategy>
+std::pair<std::vector<fed::RoundReport>, Vector<float>> run(Strategy strategy, int threads,
+                                                            double dropout) {
+  const data::Dataset<float> pool = test::blobs<float>(240, 2);
+  const data::Dataset<float> test_set = test::blobs<float>(90, 3);
+  fed::Simulation sim(strategy, pool, test::round_robin(240, 12),
+                      {.per_round = 5, .threads = threads, .dropout = dropout, .seed = 42});
+  auto history = sim.run(6, test_set);
+  return {history, strategy.global().values()};
+}
+
+/// A user's strategy: FedAvg, except that client 3 sends NaN, client 5 a model of the wrong size
+/// and client 7 fails outright — what a server meets from broken or hostile clients.
+class HostileClients {
+ public:
+  using Inner = fed::FedAvg<Net>;
+  using scalar_type = float;
+  using update_type = ParameterSet<float>;
+  using client_state = fed::Stateless;
+  using worker_type = Inner::worker_type;
+
+  explicit HostileClients(const Net& net) : inner_(net, {.local = local}) {}
+
+  [[nodiscard]] worker_type make_worker() const { return inner_.make_worker(); }
+  update_type client_update(worker_type& w, const fed::ClientData<float>& d, client_state& s,
+                            Rng& rng) const {
+    update_type u = inner_.client_update(w, d, s, rng);
+    if (d.id == 3) {
+      u.values()[4] = std::numeric_limits<float>::quiet_NaN();
+    } else if (d.id == 5) {
+      u.values().conservativeResize(u.size() - 1);
+    } else if (d.id == 7) {
+      throw std::runtime_error("out of battery");
+    }
+    return u;
+  }
+  [[nodiscard]] std::string check(const update_type& u) const { return inner_.check(u); }
+  void server_update(std::span<const fed::Received<update_type>> r, const fed::RoundInfo& info) {
+    inner_.server_update(r, info);
+  }
+  [[nodiscard]] std::size_t bytes_up(const update_type& u) const { return u.bytes(); }
+  [[nodiscard]] std::size_t bytes_down() const { return inner_.bytes_down(); }
+  double evaluate(const data::Dataset<float>& test) { return inner_.evaluate(test); }
+  [[nodiscard]] const ParameterSet<float>& global() const { return inner_.global(); }
+
+ private:
+  Inner inner_;
+};
+
+static_assert(fed::Strategy<HostileClients>);
+
+}  // namespace
+
+TEST_CASE("the same seed gives bit-identical results with 1 and 2 threads") {
+  SUBCASE("FedAvg") {
+    const auto [h1, x1] = run(fed::FedAvg<Net>(initial_net(), {.local = local}), 1, 0.0);
+    const auto [h2, x2] = run(fed::FedAvg<Net>(initial_net(), {.local = local}), 2, 0.0);
+    CHECK(x1 == x2);
+    REQUIRE(h1.size() == h2.size());
+    for (std::size_t r = 0; r < h1.size(); ++r) {
+      CHECK(h1[r].accuracy == h2[r].accuracy);
+      CHECK(h1[r].sampled == h2[r].sampled);
+    }
+    CHECK(h1.back().accuracy > 0.8);  // the federation learns the blobs
+  }
+  SUBCASE("SCAFFOLD (stateful) with dropouts") {
+    const auto [h1, x1] = run(fed::Scaffold<Net>(initial_net(), {.local = local}), 1, 0.3);
+    const auto [h2, x2] = run(fed::Scaffold<Net>(initial_net(), {.local = local}), 2, 0.3);
+    CHECK(x1 == x2);
+    std::size_t dropped = 0;
+    for (std::size_t r = 0; r < h1.size(); ++r) {
+      CHECK(h1[r].accuracy == h2[r].accuracy);
+      CHECK(h1[r].dropped == h2[r].dropped);
+      dropped += h1[r].dropped.size();
+    }
+    CHECK(dropped > 0);
+  }
+  SUBCASE("another seed gives another run") {
+    const data::Dataset<float> pool = test::blobs<float>(240, 2);
+    fed::FedAvg<Net> a(initial_net(), {.local = local});
+    fed::FedAvg<Net> b(initial_net(), {.local = local});
+    fed::Simulation sa(a, pool, test::round_robin(240, 12), {.per_round = 5, .seed = 1});
+    fed::Simulation sb(b, pool, test::round_robin(240, 12), {.per_round = 5, .seed = 2});
+    sa.run_round(nullptr, false);
+    sb.run_round(nullptr, false);
+    CHECK(a.global().values() != b.global().values());
+  }
+}
+
+TEST_CASE("sampling draws m distinct clients a round and covers the federation") {
+  const data::Dataset<double> pool = test::constant_inputs(std::vector<std::int32_t>(40, 1));
+  fed::FedAvg<test::Scalar> strategy(test::scalar_model(0.0));
+  fed::Simulation sim(strategy, pool, test::round_robin(40, 20), {.per_round = 7, .seed = 9});
+  std::set<Index> seen;
+  for (int r = 0; r < 30; ++r) {
+    const fed::RoundReport report = sim.run_round(nullptr, false);
+    REQUIRE(report.sampled.size() == 7);
+    CHECK(std::set<Index>(report.sampled.begin(), report.sampled.end()).size() == 7);
+    CHECK(std::is_sorted(report.sampled.begin(), report.sampled.end()));
+    seen.insert(report.sampled.begin(), report.sampled.end());
+  }
+  CHECK(seen.size() == 20);
+}
+
+TEST_CASE("hostile updates are rejected with their reason and the round completes") {
+  const data::Dataset<float> pool = test::blobs<float>(240, 2);
+  const fed::Partition clients = test::round_robin(240, 12);
+  HostileClients hostile(initial_net());
+  fed::Simulation sim(hostile, pool, clients, {.per_round = 12, .threads = 2, .seed = 4});
+  const fed::RoundReport r = sim.run_round(nullptr, false);
+  REQUIRE(r.rejected.size() == 3);
+  CHECK(r.received == 9);
+  CHECK(r.rejected[0].client == 3);
+  CHECK(r.rejected[0].reason.find("NaN or Inf in tensor '0.") != std::string::npos);
+  CHECK(r.rejected[1].client == 5);
+  CHECK(r.rejected[1].reason.find("values, the model") != std::string::npos);
+  CHECK(r.rejected[2].client == 7);
+  CHECK(r.rejected[2].reason.find("out of battery") != std::string::npos);
+  CHECK(hostile.global().all_finite());
+
+  // The model is FedAvg's over the nine others: the same federation where clients 3, 5 and 7
+  // hold no data (weight 0) gives the same global model.
+  fed::Partition without = clients;
+  for (const std::size_t k : {3, 5, 7}) {
+    without[k].clear();
+  }
+  fed::FedAvg<Net> honest(initial_net(), {.local = local});
+  fed::Simulation reference(honest, pool, without, {.per_round = 12, .seed = 4});
+  reference.run_round(nullptr, false);
+  CHECK((hostile.global().values() - honest.global().values()).norm() <=
+        1e-6F * honest.global().values().norm());
+  CHECK(hostile.global().values() != ParameterSet<float>(initial_net()).values());
+}
+
+TEST_CASE("bytes: the model down to every sampled client, each update up; SCAFFOLD doubles both") {
+  const data::Dataset<float> pool = test::blobs<float>(240, 2);
+  const std::size_t model = static_cast<std::size_t>(ParameterSet<float>(initial_net()).size()) * 4;
+  fed::FedAvg<Net> fedavg(initial_net(), {.local = local});
+  fed::Simulation a(fedavg, pool, test::round_robin(240, 12), {.per_round = 4, .seed = 1});
+  a.run_round(nullptr, false);
+  const fed::RoundReport r = a.run_round(nullptr, false);
+  CHECK(r.bytes_down == 4 * model);
+  CHECK(r.bytes_up == 4 * model);
+  CHECK(r.total_bytes_up == 8 * model);
+  fed::Scaffold<Net> scaffold(initial_net(), {.local = local});
+  fed::Simulation b(scaffold, pool, test::round_robin(240, 12), {.per_round = 4, .seed = 1});
+  const fed::RoundReport s = b.run_round(nullptr, false);
+  CHECK(s.bytes_down == 8 * model);
+  CHECK(s.bytes_up == 8 * model);
+  // Head only: layer 2 trains and travels; layer 0 (6·8 + 8 values) stays home.
+  fed::FedAvg<Net> head(initial_net(), {.local = local, .frozen = {"0."}});
+  fed::Simulation c(head, pool, test::round_robin(240, 12), {.per_round = 4, .seed = 1});
+  const ParameterSet<float> before = head.global();
+  const fed::RoundReport h = c.run_round(nullptr, false);
+  CHECK(h.bytes_up == 4 * (model - (6 * 8 + 8) * 4));
+  CHECK(head.global().tensor("0.weight") == before.tensor("0.weight"));
+  CHECK(head.global().tensor("2.weight") != before.tensor("2.weight"));
+}
+
+TEST_CASE("a simulation refuses an impossible set-up") {
+  const data::Dataset<float> pool = test::blobs<float>(24, 2);
+  fed::FedAvg<Net> s(initial_net());
+  CHECK_THROWS_AS(fed::Simulation(s, pool, fed::Partition{}), argument_error);
+  CHECK_THROWS_AS(fed::Simulation(s, pool, test::round_robin(24, 4), {.per_round = 5}),
+                  argument_error);
+  CHECK_THROWS_AS(fed::Simulation(s, pool, fed::Partition{{0, 99}}), argument_error);
+  CHECK_THROWS_AS(fed::Simulation(s, pool, test::round_robin(24, 4), {.dropout = 1.0}),
+                  argument_error);
+}

@@ -12,6 +12,7 @@
 
 #include <cmath>
 #include <limits>
+#include <numeric>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -198,4 +199,24 @@ TEST_CASE("a simulation refuses an impossible set-up") {
   CHECK_THROWS_AS(fed::Simulation(s, pool, fed::Partition{{0, 99}}), argument_error);
   CHECK_THROWS_AS(fed::Simulation(s, pool, test::round_robin(24, 4), {.dropout = 1.0}),
                   argument_error);
+}
+
+TEST_CASE("cyclic sampling visits every client exactly once per pass") {
+  const data::Dataset<double> pool = test::constant_inputs(std::vector<std::int32_t>(46, 1));
+  fed::FedAvg<test::Scalar> strategy(test::scalar_model(0.0));
+  fed::Simulation sim(strategy, pool, test::round_robin(46, 23),
+                      {.per_round = 5, .sampling = fed::Sampling::cyclic, .seed = 2});
+  REQUIRE(sim.rounds_per_pass() == 5);
+  for (int pass = 0; pass < 2; ++pass) {
+    std::vector<Index> visited;
+    for (int r = 0; r < sim.rounds_per_pass(); ++r) {
+      const fed::RoundReport report = sim.run_round(nullptr, false);
+      CHECK(report.sampled.size() == (r < 4 ? 5U : 3U));
+      visited.insert(visited.end(), report.sampled.begin(), report.sampled.end());
+    }
+    std::sort(visited.begin(), visited.end());
+    std::vector<Index> all(23);
+    std::iota(all.begin(), all.end(), Index{0});
+    CHECK(visited == all);
+  }
 }

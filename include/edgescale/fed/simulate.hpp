@@ -43,8 +43,17 @@
 
 namespace edgescale::fed {
 
+/// How a round picks its clients.
+enum class Sampling {
+  uniform,  ///< m of K uniformly without replacement, independently each round (FedAvg's)
+  cyclic,   ///< passes over a random permutation, drawn afresh each pass: every client exactly
+            ///< once per pass, m a round (the last round of a pass takes the K mod m left); how
+            ///< FED3R visits each client once
+};
+
 struct SimulationOptions {
-  Index per_round = 10;    ///< m, clients sampled each round
+  Index per_round = 10;  ///< m, clients sampled each round
+  Sampling sampling = Sampling::uniform;
   int threads = 1;         ///< client procedures run at once (results do not depend on it)
   double dropout = 0.0;    ///< probability that a sampled client never reports
   int evaluate_every = 1;  ///< evaluate the global model every this many rounds (and the last)
@@ -127,14 +136,24 @@ class Simulation {
     RoundReport report;
     report.round = round_;
     const auto k = static_cast<Index>(clients_.size());
-    // m of K without replacement: a partial Fisher–Yates over a persistent permutation (its
-    // state carries over, which is fine: each draw is uniform given any starting order).
-    for (Index i = 0; i < o_.per_round; ++i) {
-      const auto j =
-          i + static_cast<Index>(uniform_index(sampling_, static_cast<std::uint64_t>(k - i)));
-      std::swap(order_[static_cast<std::size_t>(i)], order_[static_cast<std::size_t>(j)]);
+    if (o_.sampling == Sampling::cyclic) {
+      if (pass_position_ == 0) {
+        shuffle(order_, sampling_);
+      }
+      const Index take = std::min(o_.per_round, k - pass_position_);
+      report.sampled.assign(order_.begin() + pass_position_,
+                            order_.begin() + pass_position_ + take);
+      pass_position_ = (pass_position_ + take) % k;
+    } else {
+      // m of K without replacement: a partial Fisher–Yates over a persistent permutation (its
+      // state carries over, which is fine: each draw is uniform given any starting order).
+      for (Index i = 0; i < o_.per_round; ++i) {
+        const auto j =
+            i + static_cast<Index>(uniform_index(sampling_, static_cast<std::uint64_t>(k - i)));
+        std::swap(order_[static_cast<std::size_t>(i)], order_[static_cast<std::size_t>(j)]);
+      }
+      report.sampled.assign(order_.begin(), order_.begin() + o_.per_round);
     }
-    report.sampled.assign(order_.begin(), order_.begin() + o_.per_round);
     std::sort(report.sampled.begin(), report.sampled.end());
     std::vector<Index> running;
     for (const Index c : report.sampled) {
@@ -146,7 +165,7 @@ class Simulation {
         running.push_back(c);
       }
     }
-    report.bytes_down = static_cast<std::size_t>(o_.per_round) * strategy_.bytes_down();
+    report.bytes_down = report.sampled.size() * strategy_.bytes_down();
 
     // Client states exist before the threads start (references into an unordered_map stay
     // valid when it grows).
@@ -199,7 +218,7 @@ class Simulation {
           {c, static_cast<Index>(clients_[static_cast<std::size_t>(c)].size()), &*results[i]});
     }
     report.received = static_cast<Index>(accepted.size());
-    const RoundInfo info{round_, k, o_.per_round, report.received};
+    const RoundInfo info{round_, k, static_cast<Index>(report.sampled.size()), report.received};
     strategy_.server_update(std::span<const Received<update_type>>(accepted), info);
 
     total_up_ += report.bytes_up;
@@ -234,6 +253,11 @@ class Simulation {
 
   [[nodiscard]] int rounds_done() const { return round_; }
   [[nodiscard]] Index clients() const { return static_cast<Index>(clients_.size()); }
+  /// Rounds in one pass over the clients, ceil(K / m) (cyclic sampling).
+  [[nodiscard]] int rounds_per_pass() const {
+    const auto k = static_cast<Index>(clients_.size());
+    return static_cast<int>((k + o_.per_round - 1) / o_.per_round);
+  }
   /// Clients holding state (stateful strategies: those that have taken part).
   [[nodiscard]] std::size_t stored_states() const { return states_.size(); }
   S& strategy() { return strategy_; }
@@ -246,6 +270,7 @@ class Simulation {
   Rng sampling_;
   Rng dropout_;
   std::vector<Index> order_;
+  Index pass_position_ = 0;
   std::vector<typename S::worker_type> workers_;
   std::unordered_map<Index, client_state> states_;
   client_state stateless_{};

@@ -1,0 +1,77 @@
+// examples/federated/gradient_impl.hpp — runs one gradient-based strategy on one network type;
+// included by gradient_lenet5.cpp and gradient_heads.cpp only.
+#pragma once
+
+#include <edgescale/fed/fedavg.hpp>
+#include <edgescale/fed/fedopt.hpp>
+#include <edgescale/fed/scaffold.hpp>
+#include <edgescale/fed/simulate.hpp>
+#include <edgescale/nn/loss.hpp>
+
+#include "experiment.hpp"
+
+#include <cstdio>
+#include <iostream>
+#include <stdexcept>
+
+namespace edgescale::examples::federated::detail {
+
+inline void print_round(const fed::RoundReport& r, int rounds) {
+  std::fprintf(stderr, "\rround %4d/%d  accuracy %6.2f%%  up %8.2f MB  down %8.2f MB  %5.2f s ",
+               r.round + 1, rounds, 100.0 * r.accuracy, static_cast<double>(r.total_bytes_up) / 1e6,
+               static_cast<double>(r.total_bytes_down) / 1e6, r.seconds);
+  if (!r.rejected.empty()) {
+    std::fprintf(stderr, "\n  %zu update(s) rejected, first: client %lld: %s\n", r.rejected.size(),
+                 static_cast<long long>(r.rejected[0].client), r.rejected[0].reason.c_str());
+  }
+  if (r.round + 1 == rounds) {
+    std::fputc('\n', stderr);
+  }
+}
+
+template <class Strategy>
+Outcome simulate(Strategy& strategy, const GradientSettings& s, const data::Dataset<float>& pool,
+                 const data::Dataset<float>& test, const fed::Partition& clients) {
+  fed::Simulation sim(strategy, pool, clients, s.simulation);
+  Outcome out;
+  out.model_bytes = strategy.bytes_down();
+  if (s.quiet) {
+    out.history = sim.run(s.rounds, test);
+  } else {
+    out.history = sim.run(s.rounds, test, [&](const fed::RoundReport& r) { print_round(r, s.rounds); });
+  }
+  return out;
+}
+
+template <class Net>
+Outcome run_gradient(const GradientSettings& s, const Net& initial, const data::Dataset<float>& pool,
+                     const data::Dataset<float>& test, const fed::Partition& clients) {
+  if (s.strategy == "fedavg" || s.strategy == "fedavgm" || s.strategy == "fedprox") {
+    fed::FedAvg<Net> strategy(
+        initial, {.local = s.local,
+                  .server_learning_rate = s.server_learning_rate,
+                  .server_momentum = s.strategy == "fedavgm" ? s.server_momentum : 0.0,
+                  .proximal_mu = s.strategy == "fedprox" ? s.proximal_mu : 0.0,
+                  .frozen = s.frozen});
+    return simulate(strategy, s, pool, test, clients);
+  }
+  if (s.strategy == "scaffold") {
+    fed::Scaffold<Net> strategy(initial, {.local = s.local,
+                                          .server_learning_rate = s.server_learning_rate,
+                                          .frozen = s.frozen});
+    return simulate(strategy, s, pool, test, clients);
+  }
+  if (s.strategy == "fedadam") {
+    fed::FedAdam<Net> strategy(
+        initial, {.local = s.local, .server_learning_rate = s.server_learning_rate, .frozen = s.frozen});
+    return simulate(strategy, s, pool, test, clients);
+  }
+  if (s.strategy == "fedyogi") {
+    fed::FedYogi<Net> strategy(
+        initial, {.local = s.local, .server_learning_rate = s.server_learning_rate, .frozen = s.frozen});
+    return simulate(strategy, s, pool, test, clients);
+  }
+  throw std::invalid_argument("unknown gradient strategy '" + s.strategy + "'");
+}
+
+}  // namespace edgescale::examples::federated::detail

@@ -12,6 +12,7 @@ using namespace edgescale;
 
 static_assert(nn::TrainingLoss<nn::SoftmaxCrossEntropy, float>);
 static_assert(nn::TrainingLoss<nn::MeanSquaredError, double>);
+static_assert(nn::TrainingLoss<nn::TemperedSoftmaxCrossEntropy, float>);
 static_assert(std::is_same_v<nn::SoftmaxCrossEntropy::target_type<float>, nn::Labels>);
 static_assert(std::is_same_v<nn::MeanSquaredError::target_type<double>, ConstBatchView<double>>);
 
@@ -62,6 +63,38 @@ TEST_CASE("losses: values and gradients against finite differences") {
   }
   // MSE is PyTorch's mean over every element
   CHECK(mse.value(view(z), tv) == doctest::Approx((z - t).squaredNorm() / 20));
+}
+
+TEST_CASE("tempered cross-entropy: CE of z / tau, its gradient against finite differences") {
+  Rng rng = make_stream(25, "loss");
+  const Matrix<double> z = test::random_batch(5, 3, rng);
+  const std::vector<std::int32_t> y{2, 0, 4};
+  auto view = [](const Matrix<double>& m) {
+    return ConstBatchView<double>(m.data(), m.rows(), m.cols());
+  };
+  nn::SoftmaxCrossEntropy ce;
+  for (const double tau : {1.0, 0.1, 3.0}) {
+    CAPTURE(tau);
+    const nn::TemperedSoftmaxCrossEntropy tempered{.temperature = tau};
+    const Matrix<double> scaled = z / tau;
+    CHECK(tempered.value(view(z), nn::Labels(y)) ==
+          doctest::Approx(ce.value(view(scaled), nn::Labels(y))).epsilon(1e-13));
+    Matrix<double> g(5, 3);
+    BatchView<double> gv(g.data(), 5, 3);
+    tempered.value_and_gradient(view(z), nn::Labels(y), gv);
+    Vector<double> numeric(z.size());
+    for (Index i = 0; i < z.size(); ++i) {
+      Matrix<double> zp = z, zm = z;
+      zp(i) += 1e-6;
+      zm(i) -= 1e-6;
+      numeric[i] =
+          (tempered.value(view(zp), nn::Labels(y)) - tempered.value(view(zm), nn::Labels(y))) /
+          2e-6;
+    }
+    CHECK(test::relative_error(Eigen::Map<Vector<double>>(g.data(), g.size()), numeric) < 1e-6);
+  }
+  CHECK_THROWS_AS((nn::TemperedSoftmaxCrossEntropy{.temperature = 0}.value(view(z), nn::Labels(y))),
+                  argument_error);
 }
 
 TEST_CASE("losses reject bad labels and shapes") {

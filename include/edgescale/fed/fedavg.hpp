@@ -51,6 +51,7 @@ class FedAvg {
     double server_momentum = 0.0;       ///< β of FedAvgM (0: FedAvg)
     double proximal_mu = 0.0;           ///< μ of FedProx (0: FedAvg)
     std::vector<std::string> frozen{};  ///< tensors kept as broadcast (name prefixes)
+    Loss loss{};                        ///< the clients' local loss
     Agg aggregator{};
   };
 
@@ -80,9 +81,9 @@ class FedAvg {
       auto proximal = [&](Net& net) {
         x.zip(net, [&](auto& p, const auto& xs) { p.grad.noalias() += mu * (p.value - xs); });
       };
-      detail::train_locally<Net, Loss>(w.net, client, o_.local, rng, proximal, freeze);
+      detail::train_locally<Net, Loss>(w.net, client, o_.local, o_.loss, rng, proximal, freeze);
     } else {
-      detail::train_locally<Net, Loss>(w.net, client, o_.local, rng, freeze);
+      detail::train_locally<Net, Loss>(w.net, client, o_.local, o_.loss, rng, freeze);
     }
     update_type delta(x.shared_layout());
     delta.read(w.net);

@@ -85,6 +85,7 @@ class FedOpt {
     double tau = 1e-3;  ///< adaptivity τ
     bool bias_correction = false;
     std::vector<std::string> frozen{};
+    Loss loss{};  ///< the clients' local loss
     Agg aggregator{};
   };
 
@@ -106,7 +107,7 @@ class FedOpt {
                             Rng& rng) const {
     const ParameterSet<T>& x = global_.x();
     x.write(w.net);
-    detail::train_locally<Net, Loss>(w.net, client, o_.local, rng, global_.freeze_hook());
+    detail::train_locally<Net, Loss>(w.net, client, o_.local, o_.loss, rng, global_.freeze_hook());
     update_type delta(x.shared_layout());
     delta.read(w.net);
     delta.values() -= x.values();

@@ -52,6 +52,7 @@ class Scaffold {
     LocalTraining local{};
     double server_learning_rate = 1.0;  ///< η_g
     std::vector<std::string> frozen{};
+    Loss loss{};  ///< the clients' local loss
   };
 
   explicit Scaffold(const Net& initial, options o = {})
@@ -81,8 +82,8 @@ class Scaffold {
     auto corrected = [&](Net& net) {
       correction.zip(net, [](auto& p, const auto& v) { p.grad.noalias() += v; });
     };
-    const Index steps = detail::train_locally<Net, Loss>(w.net, client, o_.local, rng, corrected,
-                                                         global_.freeze_hook());
+    const Index steps = detail::train_locally<Net, Loss>(w.net, client, o_.local, o_.loss, rng,
+                                                         corrected, global_.freeze_hook());
     update_type u{x.zeros_like(), x.zeros_like()};
     u.delta_y.read(w.net);
     u.delta_y.values() -= x.values();

@@ -45,14 +45,14 @@ inline void validate(const LocalTraining& o, const char* who) {
 /// and the step (FedProx's proximal term, SCAFFOLD's correction). Returns the number of steps.
 template <class Net, class Loss, class... Hooks>
 Index train_locally(Net& net, const ClientData<typename Net::scalar_type>& client,
-                    const LocalTraining& o, Rng& rng, Hooks&&... hooks) {
+                    const LocalTraining& o, const Loss& loss, Rng& rng, Hooks&&... hooks) {
   using T = typename Net::scalar_type;
   if (client.size() == 0) {
     return 0;
   }
   const data::Dataset<T> local = client.materialize();
   data::BatchSampler<T> batches(local, std::min(o.batch_size, local.size()));
-  nn::Trainer<Net, Loss> trainer(net);
+  nn::Trainer<Net, Loss> trainer(net, loss);
   nn::SGD opt(
       {.learning_rate = o.learning_rate, .momentum = o.momentum, .weight_decay = o.weight_decay});
   Index steps = 0;

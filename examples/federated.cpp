@@ -40,6 +40,8 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <numeric>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -83,7 +85,8 @@ Options parse(int argc, char** argv) {
                             "gradient-based strategy and reports accuracy and bytes per round.");
   cli.option("--strategy", o.strategy, "NAME", "the federated strategy")
       .choices("fed3r|fed3r-rf|fedncm|fedavg|fedavgm|fedprox|scaffold|fedadam|fedyogi");
-  cli.option("--features", o.features, "PSI", "the feature extractor: pixels|random|public|file:DIR");
+  cli.option("--features", o.features, "PSI",
+             "the feature extractor: pixels|random|public|file:DIR");
   cli.option("--model", o.model, "MODEL",
              "what gradient strategies train: a linear head on the features, or all of LeNet-5")
       .choices("head|lenet5");
@@ -150,9 +153,10 @@ data::Dataset<float> dataset_from_npy(const std::filesystem::path& features,
   }
   data::Dataset<float> d;
   d.name = std::move(name);
-  d.features = Eigen::Map<const Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>(
-                   x.data.data(), x.shape[0], x.shape[1])
-                   .transpose();
+  d.features =
+      Eigen::Map<const Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>(
+          x.data.data(), x.shape[0], x.shape[1])
+          .transpose();
   d.sample_shape = {1, 1, x.shape[1]};
   std::int64_t classes = 0;
   for (const std::int64_t v : y.data) {
@@ -218,7 +222,8 @@ Federation build(const Options& o) {
       f.clients.resize(static_cast<std::size_t>(c.shape[0]));
       for (Index k = 0; k < c.shape[0]; ++k) {
         for (Index j = 0; j < c.shape[1]; ++j) {
-          f.clients[static_cast<std::size_t>(k)].push_back(c.data[static_cast<std::size_t>(k * c.shape[1] + j)]);
+          f.clients[static_cast<std::size_t>(k)].push_back(
+              c.data[static_cast<std::size_t>(k * c.shape[1] + j)]);
         }
       }
     } else {
@@ -236,9 +241,10 @@ Federation build(const Options& o) {
     Rng draw = make_stream(o.seed, "public");
     shuffle(order, draw);
     const Index n_public = train.size() / 10;
-    const data::Dataset<float> public_set =
-        data::subset(train, std::span<const Index>(order).first(static_cast<std::size_t>(n_public)));
-    train = data::subset(train, std::span<const Index>(order).subspan(static_cast<std::size_t>(n_public)));
+    const data::Dataset<float> public_set = data::subset(
+        train, std::span<const Index>(order).first(static_cast<std::size_t>(n_public)));
+    train = data::subset(train,
+                         std::span<const Index>(order).subspan(static_cast<std::size_t>(n_public)));
     Rng init = make_stream(o.seed, "public-init");
     f.public_net.emplace(nn::init::kaiming_normal, init);
     nn::Trainer trainer{*f.public_net};
@@ -250,11 +256,11 @@ Federation build(const Options& o) {
     if (!o.quiet) {
       std::cerr << "training the public extractor (LeNet-5) on " << n_public << " samples\n";
     }
-    const auto history = o.quiet ? nn::fit(trainer, opt, batches, test_batches,
-                                           {.epochs = o.public_epochs}, schedule, shuffle_rng)
-                                 : nn::fit(trainer, opt, batches, test_batches,
-                                           {.epochs = o.public_epochs}, schedule, shuffle_rng,
-                                           nn::ProgressDisplay{std::cerr});
+    const auto history =
+        o.quiet ? nn::fit(trainer, opt, batches, test_batches, {.epochs = o.public_epochs},
+                          schedule, shuffle_rng)
+                : nn::fit(trainer, opt, batches, test_batches, {.epochs = o.public_epochs},
+                          schedule, shuffle_rng, nn::ProgressDisplay{std::cerr});
     f.public_accuracy = history.back().test.accuracy;
   }
   f.clients = split(o, train);
@@ -265,10 +271,12 @@ Federation build(const Options& o) {
     f.pool = features_of(*f.public_net, train);
     f.test = features_of(*f.public_net, test);
   } else if (o.features == "random") {
-    const fed::RandomFeatures map(784, o.width, fed::RandomFeatures::Kind::relu,
-                                  make_stream(o.seed, "random-features")());
-    f.pool = map.apply(train);
-    f.test = map.apply(test);
+    const fed::RandomFeatures<float> map(784, {.kind = fed::RandomFeatureKind::relu,
+                                               .features = o.width,
+                                               .sigma = 1.0,
+                                               .seed = make_stream(o.seed, "random-features")()});
+    f.pool = map.map(train);
+    f.test = map.map(test);
   } else {
     f.pool = std::move(train);
     f.test = std::move(test);
@@ -279,8 +287,11 @@ Federation build(const Options& o) {
 template <class Strategy>
 fx::Outcome one_pass(Strategy& strategy, const Options& o, const Federation& f, int rounds) {
   fed::Simulation sim(strategy, f.pool, f.clients,
-                      {.per_round = o.per_round, .sampling = fed::Sampling::cyclic,
-                       .threads = o.threads, .evaluate_every = o.evaluate_every, .seed = o.seed});
+                      {.per_round = o.per_round,
+                       .sampling = fed::Sampling::cyclic,
+                       .threads = o.threads,
+                       .evaluate_every = o.evaluate_every,
+                       .seed = o.seed});
   fx::Outcome out;
   const int r = rounds > 0 ? rounds : sim.rounds_per_pass();
   out.history = sim.run(r, f.test, [&](const fed::RoundReport& report) {
@@ -305,39 +316,51 @@ int run(const Options& o) {
   const Federation f = build(o);
   fx::Outcome outcome;
   if (o.strategy == "fed3r" || o.strategy == "fed3r-rf") {
+    fed::Fed3rOptions options{.lambda = o.lambda};
     if (o.strategy == "fed3r-rf") {
-      const double sigma = o.rf_sigma > 0 ? o.rf_sigma : std::sqrt(static_cast<double>(f.pool.sample_size()));
-      const fed::RandomFeatures rf(f.pool.sample_size(), o.rf_width, fed::RandomFeatures::Kind::fourier,
-                                   make_stream(o.seed, "fourier-features")(), sigma);
-      Federation g{rf.apply(f.pool), rf.apply(f.test), f.clients, std::nullopt, f.public_accuracy};
-      fed::Fed3r<float> strategy({.lambda = o.lambda, .broadcast_seed = true});
-      outcome = one_pass(strategy, o, g, o.rounds);
-    } else {
-      fed::Fed3r<float> strategy({.lambda = o.lambda});
-      outcome = one_pass(strategy, o, f, o.rounds);
+      // σ defaults to √d, the scale of the distance between two feature vectors of d values of
+      // order 1 (the Gaussian kernel then neither saturates at 0 nor at 1).
+      options.random_features = fed::RandomFeatureOptions{
+          .kind = fed::RandomFeatureKind::fourier,
+          .features = o.rf_width,
+          .sigma =
+              o.rf_sigma > 0 ? o.rf_sigma : std::sqrt(static_cast<double>(f.pool.sample_size())),
+          .seed = make_stream(o.seed, "fourier-features")()};
     }
+    fed::Fed3r<float> strategy(f.pool.sample_size(), f.pool.classes, options);
+    outcome = one_pass(strategy, o, f, o.rounds);
   } else if (o.strategy == "fedncm") {
-    fed::FedNcm<float> strategy;
+    fed::FedNcm<float> strategy(f.pool.sample_size(), f.pool.classes);
     outcome = one_pass(strategy, o, f, o.rounds);
   } else {
     fx::GradientSettings s;
     s.strategy = o.strategy;
     s.local = {.epochs = o.local_epochs, .batch_size = o.batch, .learning_rate = o.lr};
     s.server_learning_rate =
-        o.server_lr > 0 ? o.server_lr : (o.strategy == "fedadam" || o.strategy == "fedyogi" ? 0.01 : 1.0);
+        o.server_lr > 0 ? o.server_lr
+                        : (o.strategy == "fedadam" || o.strategy == "fedyogi" ? 0.01 : 1.0);
     s.server_momentum = o.momentum;
     s.proximal_mu = o.mu;
-    s.simulation = {.per_round = o.per_round, .threads = o.threads,
-                    .evaluate_every = o.evaluate_every, .seed = o.seed};
+    s.simulation = {.per_round = o.per_round,
+                    .threads = o.threads,
+                    .evaluate_every = o.evaluate_every,
+                    .seed = o.seed};
     s.rounds = o.rounds > 0 ? o.rounds : 100;
     s.quiet = o.quiet;
     if (o.model == "lenet5") {
-      examples::LeNet5<float> initial;
+      Rng init = make_stream(o.seed, "init");
+      examples::LeNet5<float> initial{nn::init::kaiming_normal, init};
       if (f.public_net) {
-        initial = *f.public_net;
-      } else {
-        Rng init = make_stream(o.seed, "init");
-        initial = examples::LeNet5<float>{nn::init::kaiming_normal, init};
+        // The public extractor with a fresh head, as the paper fine-tunes a pre-trained backbone:
+        // every tensor but the last layer's comes from the public network.
+        const ParameterSet<float> pre(*f.public_net);
+        const std::string last = pre.layout().tensors().back().name;
+        const std::string head = last.substr(0, last.find('.') + 1);
+        for_each_tensor(initial, [&](std::string_view name, auto& p) {
+          if (!name.starts_with(head)) {
+            p.value = pre.tensor(name);
+          }
+        });
       }
       outcome = fx::run_lenet5(s, f.pool, f.test, f.clients, initial);
     } else {
@@ -354,11 +377,14 @@ int run(const Options& o) {
     }
     rejected += r.rejected.size();
   }
-  std::printf("%s on %s: final accuracy %.2f%% after %zu rounds, %.2f MB up, %.2f MB down (%.1f s)\n",
-              o.strategy.c_str(), o.features.c_str(), 100 * final_accuracy, outcome.history.size(),
-              outcome.history.empty() ? 0.0 : static_cast<double>(outcome.history.back().total_bytes_up) / 1e6,
-              outcome.history.empty() ? 0.0 : static_cast<double>(outcome.history.back().total_bytes_down) / 1e6,
-              seconds);
+  std::printf(
+      "%s on %s: final accuracy %.2f%% after %zu rounds, %.2f MB up, %.2f MB down (%.1f s)\n",
+      o.strategy.c_str(), o.features.c_str(), 100 * final_accuracy, outcome.history.size(),
+      outcome.history.empty() ? 0.0
+                              : static_cast<double>(outcome.history.back().total_bytes_up) / 1e6,
+      outcome.history.empty() ? 0.0
+                              : static_cast<double>(outcome.history.back().total_bytes_down) / 1e6,
+      seconds);
   if (!o.out.empty()) {
     std::ofstream json(o.out);
     examples::json::Writer j(json);
@@ -387,7 +413,8 @@ int run(const Options& o) {
       j.value(static_cast<std::uint64_t>(r.total_bytes_down));
     }
     j.end_array();
-    j.field("final_accuracy", final_accuracy).field("rejected_updates", static_cast<std::uint64_t>(rejected));
+    j.field("final_accuracy", final_accuracy)
+        .field("rejected_updates", static_cast<std::uint64_t>(rejected));
     if (!std::isnan(f.public_accuracy)) {
       j.field("public_extractor_accuracy", f.public_accuracy);
     }

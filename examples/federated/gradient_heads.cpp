@@ -33,10 +33,10 @@ Outcome run_head(const GradientSettings& s, const data::Dataset<float>& pool,
     case 1024:
       return run_width<1024>(s, pool, test, clients, seed);
     default:
-      throw argument_error("a gradient-trained head needs features of width 84, 784 or 1024 (a "
-                           "static shape), got " +
-                           std::to_string(pool.sample_size()) +
-                           "; FED3R and FedNCM take any width");
+      throw argument_error(
+          "a gradient-trained head needs features of width 84, 784 or 1024 (a "
+          "static shape), got " +
+          std::to_string(pool.sample_size()) + "; FED3R and FedNCM take any width");
   }
 }
 

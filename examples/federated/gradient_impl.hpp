@@ -38,37 +38,41 @@ Outcome simulate(Strategy& strategy, const GradientSettings& s, const data::Data
   if (s.quiet) {
     out.history = sim.run(s.rounds, test);
   } else {
-    out.history = sim.run(s.rounds, test, [&](const fed::RoundReport& r) { print_round(r, s.rounds); });
+    out.history =
+        sim.run(s.rounds, test, [&](const fed::RoundReport& r) { print_round(r, s.rounds); });
   }
   return out;
 }
 
 template <class Net>
-Outcome run_gradient(const GradientSettings& s, const Net& initial, const data::Dataset<float>& pool,
-                     const data::Dataset<float>& test, const fed::Partition& clients) {
+Outcome run_gradient(const GradientSettings& s, const Net& initial,
+                     const data::Dataset<float>& pool, const data::Dataset<float>& test,
+                     const fed::Partition& clients) {
   if (s.strategy == "fedavg" || s.strategy == "fedavgm" || s.strategy == "fedprox") {
-    fed::FedAvg<Net> strategy(
-        initial, {.local = s.local,
-                  .server_learning_rate = s.server_learning_rate,
-                  .server_momentum = s.strategy == "fedavgm" ? s.server_momentum : 0.0,
-                  .proximal_mu = s.strategy == "fedprox" ? s.proximal_mu : 0.0,
-                  .frozen = s.frozen});
+    fed::FedAvg<Net> strategy(initial,
+                              {.local = s.local,
+                               .server_learning_rate = s.server_learning_rate,
+                               .server_momentum = s.strategy == "fedavgm" ? s.server_momentum : 0.0,
+                               .proximal_mu = s.strategy == "fedprox" ? s.proximal_mu : 0.0,
+                               .frozen = s.frozen});
     return simulate(strategy, s, pool, test, clients);
   }
   if (s.strategy == "scaffold") {
-    fed::Scaffold<Net> strategy(initial, {.local = s.local,
-                                          .server_learning_rate = s.server_learning_rate,
-                                          .frozen = s.frozen});
+    fed::Scaffold<Net> strategy(
+        initial,
+        {.local = s.local, .server_learning_rate = s.server_learning_rate, .frozen = s.frozen});
     return simulate(strategy, s, pool, test, clients);
   }
   if (s.strategy == "fedadam") {
     fed::FedAdam<Net> strategy(
-        initial, {.local = s.local, .server_learning_rate = s.server_learning_rate, .frozen = s.frozen});
+        initial,
+        {.local = s.local, .server_learning_rate = s.server_learning_rate, .frozen = s.frozen});
     return simulate(strategy, s, pool, test, clients);
   }
   if (s.strategy == "fedyogi") {
     fed::FedYogi<Net> strategy(
-        initial, {.local = s.local, .server_learning_rate = s.server_learning_rate, .frozen = s.frozen});
+        initial,
+        {.local = s.local, .server_learning_rate = s.server_learning_rate, .frozen = s.frozen});
     return simulate(strategy, s, pool, test, clients);
   }
   throw std::invalid_argument("unknown gradient strategy '" + s.strategy + "'");

@@ -639,3 +639,43 @@ TEST_CASE("FED3R matches scikit-learn's Ridge on a committed fixture") {
   run_federation(strategy, pool, partition, {2, 0, 1}, 2);
   CHECK(relative_error(strategy.weights(), reference) < 1e-9);
 }
+
+TEST_CASE("FED3R on float features: the statistics of the widened values, in double") {
+  Rng rng = make_stream(seed, "float");
+  const data::Dataset<double> wide = gaussian_classes(120, 7, 4, rng);
+  data::Dataset<float> pool;
+  pool.name = "float pool";
+  pool.classes = wide.classes;
+  pool.sample_shape = wide.sample_shape;
+  pool.features = wide.features.cast<float>();
+  pool.labels = wide.labels;
+  data::Dataset<double> widened = wide;  // the float values, exactly, in double
+  widened.features = pool.features.cast<double>();
+
+  const fed::Partition partition = iid_split(pool.size(), 3, rng);
+  fed::Fed3r<float> strategy(7, 4);
+  fed::Fed3r<double> reference(7, 4);
+  auto worker = strategy.make_worker();
+  auto reference_worker = reference.make_worker();
+  fed::Stateless none;
+  for (Index k = 0; k < 3; ++k) {
+    Rng client_rng = fed::client_stream(seed, 0, k);
+    const auto& indices = partition[static_cast<std::size_t>(k)];
+    const fed::RidgeStatistics s = strategy.client_update(
+        worker, fed::ClientData<float>{.id = k, .data = &pool, .indices = indices}, none,
+        client_rng);
+    const fed::RidgeStatistics r = reference.client_update(
+        reference_worker, fed::ClientData<double>{.id = k, .data = &widened, .indices = indices},
+        none, client_rng);
+    CHECK(s.A == r.A);
+    CHECK(s.b == r.b);
+    CHECK(strategy.check(s).empty());
+    const fed::Received<fed::RidgeStatistics> mine{.client = k, .samples = s.n, .update = &s};
+    const fed::Received<fed::RidgeStatistics> theirs{.client = k, .samples = r.n, .update = &r};
+    strategy.server_update(std::span(&mine, 1), fed::RoundInfo{});
+    reference.server_update(std::span(&theirs, 1), fed::RoundInfo{});
+  }
+  CHECK(strategy.weights() == reference.weights());
+  CHECK(strategy.evaluate(pool) == reference.evaluate(widened));
+  CHECK(strategy.evaluate(pool) > 0.5);
+}

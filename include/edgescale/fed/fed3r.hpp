@@ -65,7 +65,7 @@ namespace detail {
 
 /// Copies the lower triangle of a square matrix onto its upper one, in 64 x 64 tiles so both the
 /// reads and the writes stay in cache (a row-by-row copy strides through all of A).
-inline void mirror_lower(Matrix<double>& a) {
+inline void mirror_lower_triangle(Matrix<double>& a) {
   constexpr Index tile = 64;
   const Index n = a.rows();
   for (Index j0 = 0; j0 < n; j0 += tile) {
@@ -81,15 +81,15 @@ inline void mirror_lower(Matrix<double>& a) {
   }
 }
 
-inline std::string matrix_shape(Index rows, Index cols) {
+inline std::string ridge_shape(Index rows, Index cols) {
   return std::to_string(rows) + "x" + std::to_string(cols);
 }
 
-inline std::string entry(const char* name, Index i, Index j) {
+inline std::string ridge_entry(const char* name, Index i, Index j) {
   return std::string(name) + "(" + std::to_string(i) + ", " + std::to_string(j) + ")";
 }
 
-inline std::string number(double v) {
+inline std::string ridge_number(double v) {
   if (std::isnan(v)) {
     return "NaN";
   }
@@ -102,14 +102,14 @@ inline std::string number(double v) {
 }
 
 /// The first entry of m that is NaN or infinite, described ("A(3, 4) is NaN"); empty if none.
-inline std::string first_non_finite(const Matrix<double>& m, const char* name) {
+inline std::string ridge_first_non_finite(const Matrix<double>& m, const char* name) {
   if (m.allFinite()) {
     return {};
   }
   for (Index j = 0; j < m.cols(); ++j) {
     for (Index i = 0; i < m.rows(); ++i) {
       if (!std::isfinite(m(i, j))) {
-        return entry(name, i, j) + " is " + number(m(i, j)) + ", not a finite number";
+        return ridge_entry(name, i, j) + " is " + ridge_number(m(i, j)) + ", not a finite number";
       }
     }
   }
@@ -194,7 +194,7 @@ struct RidgeStatistics {
       }
     }
     n += m;
-    detail::mirror_lower(A);
+    detail::mirror_lower_triangle(A);
   }
 
   /// accumulate with a scratch of its own (allocated for this call).
@@ -260,7 +260,7 @@ struct RidgeStatistics {
       it += D - j;
     }
     std::copy(it, packed.end(), s.b.data());
-    detail::mirror_lower(s.A);
+    detail::mirror_lower_triangle(s.A);
     s.n = n;
     return s;
   }
@@ -270,10 +270,10 @@ struct RidgeStatistics {
     if (other.A.rows() != A.rows() || other.A.cols() != A.cols() || other.b.rows() != b.rows() ||
         other.b.cols() != b.cols()) {
       throw shape_error(std::string("ridge statistics: cannot ") + what + " statistics with A " +
-                        detail::matrix_shape(other.A.rows(), other.A.cols()) + " and b " +
-                        detail::matrix_shape(other.b.rows(), other.b.cols()) + " to A " +
-                        detail::matrix_shape(A.rows(), A.cols()) + " and b " +
-                        detail::matrix_shape(b.rows(), b.cols()));
+                        detail::ridge_shape(other.A.rows(), other.A.cols()) + " and b " +
+                        detail::ridge_shape(other.b.rows(), other.b.cols()) + " to A " +
+                        detail::ridge_shape(A.rows(), A.cols()) + " and b " +
+                        detail::ridge_shape(b.rows(), b.cols()));
     }
   }
 };
@@ -293,24 +293,24 @@ enum class RidgeUpdateKind { statistics, delta };
     RidgeUpdateKind kind = RidgeUpdateKind::statistics) {
   const Index D = features + 1;
   if (s.A.rows() != D || s.A.cols() != D || s.b.rows() != D || s.b.cols() != classes) {
-    return "shape: A is " + detail::matrix_shape(s.A.rows(), s.A.cols()) + " and b is " +
-           detail::matrix_shape(s.b.rows(), s.b.cols()) + ", expected A " +
-           detail::matrix_shape(D, D) + " and b " + detail::matrix_shape(D, classes) + " (" +
+    return "shape: A is " + detail::ridge_shape(s.A.rows(), s.A.cols()) + " and b is " +
+           detail::ridge_shape(s.b.rows(), s.b.cols()) + ", expected A " +
+           detail::ridge_shape(D, D) + " and b " + detail::ridge_shape(D, classes) + " (" +
            std::to_string(features) + " features + the bias, " + std::to_string(classes) +
            " classes)";
   }
-  if (std::string bad = detail::first_non_finite(s.A, "A"); !bad.empty()) {
+  if (std::string bad = detail::ridge_first_non_finite(s.A, "A"); !bad.empty()) {
     return bad;
   }
-  if (std::string bad = detail::first_non_finite(s.b, "b"); !bad.empty()) {
+  if (std::string bad = detail::ridge_first_non_finite(s.b, "b"); !bad.empty()) {
     return bad;
   }
   for (Index j = 0; j < D; ++j) {
     for (Index i = j + 1; i < D; ++i) {
       if (s.A(i, j) != s.A(j, i)) {
-        return "A is not symmetric: " + detail::entry("A", i, j) + " = " +
-               detail::number(s.A(i, j)) + " but " + detail::entry("A", j, i) + " = " +
-               detail::number(s.A(j, i));
+        return "A is not symmetric: " + detail::ridge_entry("A", i, j) + " = " +
+               detail::ridge_number(s.A(i, j)) + " but " + detail::ridge_entry("A", j, i) + " = " +
+               detail::ridge_number(s.A(j, i));
       }
     }
   }
@@ -321,20 +321,20 @@ enum class RidgeUpdateKind { statistics, delta };
   }
   const Index bias = D - 1;
   if (s.A(bias, bias) != n) {
-    return "count: the bias entry " + detail::entry("A", bias, bias) + " = Σ 1 is " +
-           detail::number(s.A(bias, bias)) + " but n = " + std::to_string(s.n);
+    return "count: the bias entry " + detail::ridge_entry("A", bias, bias) + " = Σ 1 is " +
+           detail::ridge_number(s.A(bias, bias)) + " but n = " + std::to_string(s.n);
   }
   double counted = 0.0;
   for (Index c = 0; c < classes; ++c) {
     const double count = s.b(bias, c);
     if (count != std::round(count) || (statistics && count < 0)) {
-      return "count: " + detail::entry("b", bias, c) + " = " + detail::number(count) +
+      return "count: " + detail::ridge_entry("b", bias, c) + " = " + detail::ridge_number(count) +
              " is not a sample count of class " + std::to_string(c);
     }
     counted += count;
   }
   if (counted != n) {
-    return "count: b's bias row counts " + detail::number(counted) +
+    return "count: b's bias row counts " + detail::ridge_number(counted) +
            " samples but n = " + std::to_string(s.n);
   }
   if (!statistics) {
@@ -342,14 +342,14 @@ enum class RidgeUpdateKind { statistics, delta };
   }
   for (Index j = 0; j < features; ++j) {
     if (s.A(j, j) < 0) {
-      return detail::entry("A", j, j) + " = " + detail::number(s.A(j, j)) +
+      return detail::ridge_entry("A", j, j) + " = " + detail::ridge_number(s.A(j, j)) +
              " is negative, not a sum of squares";
     }
     const double row_sum = s.b.row(j).sum();
     if (std::abs(row_sum - s.A(bias, j)) > 1e-5 * std::sqrt(n * s.A(j, j))) {
-      return "A's bias row does not match b: " + detail::entry("A", bias, j) + " = " +
-             detail::number(s.A(bias, j)) + " but row " + std::to_string(j) + " of b sums to " +
-             detail::number(row_sum);
+      return "A's bias row does not match b: " + detail::ridge_entry("A", bias, j) + " = " +
+             detail::ridge_number(s.A(bias, j)) + " but row " + std::to_string(j) +
+             " of b sums to " + detail::ridge_number(row_sum);
     }
   }
   return {};
@@ -364,11 +364,11 @@ enum class RidgeUpdateKind { statistics, delta };
                                                 double lambda = 0.01) {
   if (!(lambda >= 0.0) || !std::isfinite(lambda)) {
     throw argument_error("ridge solve: lambda must be finite and >= 0, got " +
-                         detail::number(lambda));
+                         detail::ridge_number(lambda));
   }
   if (A.rows() != A.cols() || b.rows() != A.rows()) {
-    throw shape_error("ridge solve: A is " + detail::matrix_shape(A.rows(), A.cols()) +
-                      " and b is " + detail::matrix_shape(b.rows(), b.cols()) +
+    throw shape_error("ridge solve: A is " + detail::ridge_shape(A.rows(), A.cols()) +
+                      " and b is " + detail::ridge_shape(b.rows(), b.cols()) +
                       ", expected a square A with as many rows as b");
   }
   Matrix<double> M = A;
@@ -382,7 +382,7 @@ enum class RidgeUpdateKind { statistics, delta };
          static_cast<double>(M.rows()) * std::numeric_limits<double>::epsilon() * largest;
   }
   if (!ok) {
-    throw argument_error("ridge solve: A + lambda I (lambda = " + detail::number(lambda) +
+    throw argument_error("ridge solve: A + lambda I (lambda = " + detail::ridge_number(lambda) +
                          ") is not positive definite: the statistics are rank-deficient or "
                          "corrupt; use lambda > 0");
   }
@@ -476,7 +476,7 @@ template <std::floating_point T>
                                                  double temperature = 0.1) {
   if (!(temperature > 0.0) || !std::isfinite(temperature)) {
     throw argument_error("classifier from ridge: the temperature must be positive, got " +
-                         detail::number(temperature));
+                         detail::ridge_number(temperature));
   }
   if (W.rows() < 2) {
     throw argument_error("classifier from ridge: W has " + std::to_string(W.rows()) +
@@ -528,7 +528,7 @@ class Fed3r {
     }
     if (!(options.lambda >= 0.0) || !std::isfinite(options.lambda)) {
       throw argument_error("fed3r: lambda must be finite and >= 0, got " +
-                           detail::number(options.lambda));
+                           detail::ridge_number(options.lambda));
     }
     if (options.random_features) {
       random_features_.emplace(features, *options.random_features);

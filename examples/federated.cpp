@@ -71,6 +71,10 @@ struct Options {
   double server_lr = 0;  // 0: the strategy's default (1; FedAdam/FedYogi 0.01)
   double momentum = 0.9;
   double mu = 0.01;
+  std::string ft_strategy = "fedavg";
+  std::string ft_part = "whole";
+  double temperature = 0.1;
+  double ft_lr = 0.01;
   int threads = 1;
   int evaluate_every = 1;
   std::string out;
@@ -84,7 +88,7 @@ Options parse(int argc, char** argv) {
                             "Simulates a federation of clients on Fashion-MNIST with FED3R or a "
                             "gradient-based strategy and reports accuracy and bytes per round.");
   cli.option("--strategy", o.strategy, "NAME", "the federated strategy")
-      .choices("fed3r|fed3r-rf|fedncm|fedavg|fedavgm|fedprox|scaffold|fedadam|fedyogi");
+      .choices("fed3r|fed3r-rf|fed3r+ft|fedncm|fedavg|fedavgm|fedprox|scaffold|fedadam|fedyogi");
   cli.option("--features", o.features, "PSI",
              "the feature extractor: pixels|random|public|file:DIR");
   cli.option("--model", o.model, "MODEL",
@@ -108,6 +112,12 @@ Options parse(int argc, char** argv) {
   cli.option("--server-lr", o.server_lr, "LR", "server learning rate (0: the strategy's default)");
   cli.option("--momentum", o.momentum, "B", "FedAvgM's server momentum");
   cli.option("--mu", o.mu, "MU", "FedProx's proximal weight");
+  cli.option("--ft-strategy", o.ft_strategy, "NAME", "FED3R+FT: the fine-tuning strategy")
+      .choices("fedavg|fedavgm|scaffold");
+  cli.option("--ft-part", o.ft_part, "PART", "FED3R+FT: what is fine-tuned")
+      .choices("whole|head|extractor");
+  cli.option("--temperature", o.temperature, "T", "FED3R+FT: softmax temperature");
+  cli.option("--ft-lr", o.ft_lr, "LR", "FED3R+FT: client learning rate of the fine-tuning");
   cli.option("--threads", o.threads, "N", "clients trained at once (results do not depend on it)");
   cli.option("--evaluate-every", o.evaluate_every, "N", "evaluate every N rounds");
   cli.option("--out", o.out, "r.json", "results as JSON");
@@ -128,6 +138,9 @@ Options parse(int argc, char** argv) {
   cli.require(o.public_epochs >= 1 && o.local_epochs >= 1, "epochs must be >= 1");
   cli.require(o.batch >= 1 && o.lr > 0 && o.server_lr >= 0, "--batch, --lr must be positive");
   cli.require(o.threads >= 1 && o.evaluate_every >= 1, "--threads, --evaluate-every must be >= 1");
+  cli.require(o.strategy != "fed3r+ft" || o.features == "public",
+              "fed3r+ft fine-tunes the public LeNet-5: use --features public");
+  cli.require(o.temperature > 0 && o.ft_lr > 0, "--temperature and --ft-lr must be > 0");
   cli.require(!(o.model == "lenet5" && (o.features == "random" || o.features.starts_with("file:"))),
               "--model lenet5 trains on the images: use --features pixels or public");
   return o;
@@ -140,6 +153,8 @@ struct Federation {
   data::Dataset<float> test;
   fed::Partition clients;
   std::optional<examples::LeNet5<float>> public_net;
+  data::Dataset<float> train_images;  ///< kept for FED3R+FT, which fine-tunes on the images
+  data::Dataset<float> test_images;
   double public_accuracy = std::nan("");
 };
 
@@ -270,6 +285,10 @@ Federation build(const Options& o) {
   } else if (o.features == "public") {
     f.pool = features_of(*f.public_net, train);
     f.test = features_of(*f.public_net, test);
+    if (o.strategy == "fed3r+ft") {
+      f.train_images = std::move(train);
+      f.test_images = std::move(test);
+    }
   } else if (o.features == "random") {
     const fed::RandomFeatures<float> map(784, {.kind = fed::RandomFeatureKind::relu,
                                                .features = o.width,
@@ -306,6 +325,76 @@ fx::Outcome one_pass(Strategy& strategy, const Options& o, const Federation& f, 
   return out;
 }
 
+fx::GradientSettings gradient_settings(const Options& o, const std::string& strategy, double lr) {
+  fx::GradientSettings s;
+  s.strategy = strategy;
+  s.local = {.epochs = o.local_epochs, .batch_size = o.batch, .learning_rate = lr};
+  s.server_learning_rate =
+      o.server_lr > 0 ? o.server_lr : (strategy == "fedadam" || strategy == "fedyogi" ? 0.01 : 1.0);
+  s.server_momentum = o.momentum;
+  s.proximal_mu = o.mu;
+  s.simulation = {.per_round = o.per_round,
+                  .threads = o.threads,
+                  .evaluate_every = o.evaluate_every,
+                  .seed = o.seed};
+  s.rounds = o.rounds > 0 ? o.rounds : 100;
+  s.quiet = o.quiet;
+  return s;
+}
+
+/// The prefix of the last layer's tensors ("12.") of a network.
+template <class Net>
+std::string head_prefix(const Net& net) {
+  const ParameterSet<float> p(net);
+  const std::string last = p.layout().tensors().back().name;
+  return last.substr(0, last.find('.') + 1);
+}
+
+/// FED3R+FT (Fanì et al. 2024): one FED3R pass on the public extractor's features, then the
+/// public LeNet-5 with the unit-norm ridge head fine-tuned on the images by --ft-strategy, with
+/// logits divided by --temperature, for the remaining rounds.
+fx::Outcome fed3r_then_finetune(const Options& o, const Federation& f) {
+  fed::Fed3r<float> fed3r(f.pool.sample_size(), f.pool.classes, {.lambda = o.lambda});
+  fx::Outcome first = one_pass(fed3r, o, f, 0);
+  const fed::RidgeHead<float> ridge =
+      fed::classifier_from_ridge<float>(fed3r.weights(), o.temperature);
+  examples::LeNet5<float> net = *f.public_net;
+  const std::string head = head_prefix(net);
+  for_each_tensor(net, [&](std::string_view name, auto& p) {
+    if (name == head + "weight") {
+      p.value = Eigen::Map<const Vector<float>>(ridge.weight.data(), p.value.size());
+    } else if (name == head + "bias") {
+      p.value = Eigen::Map<const Vector<float>>(ridge.bias.data(), p.value.size());
+    }
+  });
+  fx::GradientSettings s = gradient_settings(o, o.ft_strategy, o.ft_lr);
+  const int total = o.rounds > 0 ? o.rounds : 100;
+  s.rounds = std::max(0, total - static_cast<int>(first.history.size()));
+  if (o.ft_part == "head") {
+    for (const TensorSlot& t : ParameterSet<float>(net).layout().tensors()) {
+      if (!t.name.starts_with(head)) {
+        s.frozen.push_back(t.name);
+      }
+    }
+  } else if (o.ft_part == "extractor") {
+    s.frozen = {head};
+  }
+  if (!o.quiet) {
+    std::cerr << "fine-tuning (" << o.ft_part << ") with " << o.ft_strategy << " at temperature "
+              << o.temperature << " for " << s.rounds << " rounds\n";
+  }
+  fx::Outcome second =
+      fx::run_finetune(s, f.train_images, f.test_images, f.clients, net, o.temperature);
+  const fed::RoundReport& last = first.history.back();
+  for (fed::RoundReport r : second.history) {
+    r.round += static_cast<int>(first.history.size());
+    r.total_bytes_up += last.total_bytes_up;
+    r.total_bytes_down += last.total_bytes_down;
+    first.history.push_back(std::move(r));
+  }
+  return first;
+}
+
 int run(const Options& o) {
   const auto start = std::chrono::steady_clock::now();
   if (!o.quiet) {
@@ -315,7 +404,9 @@ int run(const Options& o) {
   }
   const Federation f = build(o);
   fx::Outcome outcome;
-  if (o.strategy == "fed3r" || o.strategy == "fed3r-rf") {
+  if (o.strategy == "fed3r+ft") {
+    outcome = fed3r_then_finetune(o, f);
+  } else if (o.strategy == "fed3r" || o.strategy == "fed3r-rf") {
     fed::Fed3rOptions options{.lambda = o.lambda};
     if (o.strategy == "fed3r-rf") {
       // σ defaults to √d, the scale of the distance between two feature vectors of d values of
@@ -333,20 +424,7 @@ int run(const Options& o) {
     fed::FedNcm<float> strategy(f.pool.sample_size(), f.pool.classes);
     outcome = one_pass(strategy, o, f, o.rounds);
   } else {
-    fx::GradientSettings s;
-    s.strategy = o.strategy;
-    s.local = {.epochs = o.local_epochs, .batch_size = o.batch, .learning_rate = o.lr};
-    s.server_learning_rate =
-        o.server_lr > 0 ? o.server_lr
-                        : (o.strategy == "fedadam" || o.strategy == "fedyogi" ? 0.01 : 1.0);
-    s.server_momentum = o.momentum;
-    s.proximal_mu = o.mu;
-    s.simulation = {.per_round = o.per_round,
-                    .threads = o.threads,
-                    .evaluate_every = o.evaluate_every,
-                    .seed = o.seed};
-    s.rounds = o.rounds > 0 ? o.rounds : 100;
-    s.quiet = o.quiet;
+    const fx::GradientSettings s = gradient_settings(o, o.strategy, o.lr);
     if (o.model == "lenet5") {
       Rng init = make_stream(o.seed, "init");
       examples::LeNet5<float> initial{nn::init::kaiming_normal, init};

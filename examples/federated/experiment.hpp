@@ -43,6 +43,12 @@ Outcome run_lenet5(const GradientSettings& s, const data::Dataset<float>& pool,
                    const data::Dataset<float>& test, const fed::Partition& clients,
                    const LeNet5<float>& initial);
 
+/// FED3R+FT: LeNet-5 from `initial` (the public extractor and the unit-norm ridge head) fine-tuned
+/// by s.strategy with the clients' logits divided by `temperature`.
+Outcome run_finetune(const GradientSettings& s, const data::Dataset<float>& pool,
+                     const data::Dataset<float>& test, const fed::Partition& clients,
+                     const LeNet5<float>& initial, double temperature);
+
 /// A linear softmax head (Dense<D, 10>) on features ψ(x), from Kaiming-normal weights drawn from
 /// `seed`. D must be one of head_widths (the head is a static shape).
 Outcome run_head(const GradientSettings& s, const data::Dataset<float>& pool,

@@ -44,35 +44,41 @@ Outcome simulate(Strategy& strategy, const GradientSettings& s, const data::Data
   return out;
 }
 
-template <class Net>
+template <class Net, class Loss = nn::SoftmaxCrossEntropy>
 Outcome run_gradient(const GradientSettings& s, const Net& initial,
                      const data::Dataset<float>& pool, const data::Dataset<float>& test,
-                     const fed::Partition& clients) {
+                     const fed::Partition& clients, const Loss& loss = {}) {
   if (s.strategy == "fedavg" || s.strategy == "fedavgm" || s.strategy == "fedprox") {
-    fed::FedAvg<Net> strategy(initial,
-                              {.local = s.local,
-                               .server_learning_rate = s.server_learning_rate,
-                               .server_momentum = s.strategy == "fedavgm" ? s.server_momentum : 0.0,
-                               .proximal_mu = s.strategy == "fedprox" ? s.proximal_mu : 0.0,
-                               .frozen = s.frozen});
+    fed::FedAvg<Net, fed::WeightedMean, Loss> strategy(
+        initial, {.local = s.local,
+                  .server_learning_rate = s.server_learning_rate,
+                  .server_momentum = s.strategy == "fedavgm" ? s.server_momentum : 0.0,
+                  .proximal_mu = s.strategy == "fedprox" ? s.proximal_mu : 0.0,
+                  .frozen = s.frozen,
+                  .loss = loss});
     return simulate(strategy, s, pool, test, clients);
   }
   if (s.strategy == "scaffold") {
-    fed::Scaffold<Net> strategy(
-        initial,
-        {.local = s.local, .server_learning_rate = s.server_learning_rate, .frozen = s.frozen});
+    fed::Scaffold<Net, Loss> strategy(initial, {.local = s.local,
+                                                .server_learning_rate = s.server_learning_rate,
+                                                .frozen = s.frozen,
+                                                .loss = loss});
     return simulate(strategy, s, pool, test, clients);
   }
   if (s.strategy == "fedadam") {
-    fed::FedAdam<Net> strategy(
-        initial,
-        {.local = s.local, .server_learning_rate = s.server_learning_rate, .frozen = s.frozen});
+    fed::FedAdam<Net, fed::WeightedMean, Loss> strategy(
+        initial, {.local = s.local,
+                  .server_learning_rate = s.server_learning_rate,
+                  .frozen = s.frozen,
+                  .loss = loss});
     return simulate(strategy, s, pool, test, clients);
   }
   if (s.strategy == "fedyogi") {
-    fed::FedYogi<Net> strategy(
-        initial,
-        {.local = s.local, .server_learning_rate = s.server_learning_rate, .frozen = s.frozen});
+    fed::FedYogi<Net, fed::WeightedMean, Loss> strategy(
+        initial, {.local = s.local,
+                  .server_learning_rate = s.server_learning_rate,
+                  .frozen = s.frozen,
+                  .loss = loss});
     return simulate(strategy, s, pool, test, clients);
   }
   throw std::invalid_argument("unknown gradient strategy '" + s.strategy + "'");

@@ -5,4 +5,5 @@
 #include <edgescale/core.hpp>
 #include <edgescale/data.hpp>
 #include <edgescale/nn.hpp>
+#include <edgescale/fed.hpp>
 #include <edgescale/prune.hpp>

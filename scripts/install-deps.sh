@@ -14,7 +14,7 @@ packages=(
   doctest-dev libbenchmark-dev               # tests and benches
   dataset-fashion-mnist                      # the real dataset of every example
   python3-numpy                              # fixture generators and result scripts
-  python3-matplotlib                         # the pruning sweep's plots (scripts/prune_sweep.py)
+  python3-matplotlib                         # the sweeps' plots (scripts/prune_sweep.py, fed_sweep.py)
   gnuplot-nox                                # plots in docs/results
   time                                       # GNU /usr/bin/time for compile-cost measurements
 )

@@ -22,6 +22,7 @@
 #include <edgescale/data/fashion_mnist.hpp>
 #include <edgescale/data/npy.hpp>
 #include <edgescale/fed/fed3r.hpp>
+#include <edgescale/fed/features.hpp>
 #include <edgescale/fed/fedncm.hpp>
 #include <edgescale/fed/partition.hpp>
 #include <edgescale/fed/random_features.hpp>
@@ -188,22 +189,6 @@ data::Dataset<float> dataset_from_npy(const std::filesystem::path& features,
   return d;
 }
 
-data::Dataset<float> features_of(examples::LeNet5<float>& net, const data::Dataset<float>& images) {
-  data::Dataset<float> out;
-  out.name = images.name + " features";
-  out.labels = images.labels;
-  out.classes = images.classes;
-  out.sample_shape = {1, 1, 84};
-  out.features.resize(84, images.size());
-  net.set_training(false);
-  for (Index start = 0; start < images.size(); start += 1000) {
-    const Index n = std::min<Index>(1000, images.size() - start);
-    out.features.middleCols(start, n) =
-        nn::features(net, ConstBatchView<float>(images.features.col(start).data(), 784, n));
-  }
-  return out;
-}
-
 fed::Partition split(const Options& o, const data::Dataset<float>& pool) {
   Rng rng = make_stream(o.seed, "partition");
   const std::span<const std::int32_t> labels(pool.labels);
@@ -283,8 +268,8 @@ Federation build(const Options& o) {
     f.pool = std::move(train);
     f.test = std::move(test);
   } else if (o.features == "public") {
-    f.pool = features_of(*f.public_net, train);
-    f.test = features_of(*f.public_net, test);
+    f.pool = fed::extract_features(*f.public_net, train);
+    f.test = fed::extract_features(*f.public_net, test);
     if (o.strategy == "fed3r+ft") {
       f.train_images = std::move(train);
       f.test_images = std::move(test);

@@ -10,6 +10,7 @@
 #include <edgescale/fed/fed3r.hpp>
 #include <edgescale/fed/fedavg.hpp>
 #include <edgescale/fed/fedncm.hpp>
+#include <edgescale/fed/features.hpp>
 #include <edgescale/fed/fedopt.hpp>
 #include <edgescale/fed/partition.hpp>
 #include <edgescale/fed/random_features.hpp>

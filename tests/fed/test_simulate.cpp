@@ -3,6 +3,7 @@
 // client updates are rejected with their reason while the round completes with the others; bytes
 // are accounted as documented.
 #include <edgescale/fed/concepts.hpp>
+#include <edgescale/fed/features.hpp>
 #include <edgescale/fed/fedavg.hpp>
 #include <edgescale/fed/scaffold.hpp>
 #include <edgescale/fed/simulate.hpp>
@@ -219,4 +220,25 @@ TEST_CASE("cyclic sampling visits every client exactly once per pass") {
     std::iota(all.begin(), all.end(), Index{0});
     CHECK(visited == all);
   }
+}
+
+TEST_CASE("extract_features: a prefix of the network over a dataset, column by column") {
+  Net net = initial_net();
+  const data::Dataset<float> images = test::blobs<float>(25, 5);
+  const data::Dataset<float> psi = fed::extract_features(net, images, 7);  // batches 7, 7, 7, 4
+  REQUIRE(psi.sample_size() == 8);
+  CHECK(psi.labels == images.labels);
+  CHECK(psi.classes == images.classes);
+  for (Index i = 0; i < images.size(); ++i) {
+    const Matrix<float> x = images.features.col(i);
+    const Matrix<float> h = nn::features(net, x);  // Dense<6, 8> then ReLU, one sample
+    // A batch of one takes another product kernel than a batch of 7: float rounding apart.
+    CHECK((psi.features.col(i) - h.col(0)).norm() <= 1e-6F * (1 + h.norm()));
+  }
+  CHECK((psi.features.array() >= 0).all());
+  const data::Dataset<float> wrong = test::blobs<float>(3, 5);
+  data::Dataset<float> narrow = wrong;
+  narrow.features = wrong.features.topRows(5);
+  narrow.sample_shape = {1, 1, 5};
+  CHECK_THROWS_AS(fed::extract_features(net, narrow), shape_error);
 }

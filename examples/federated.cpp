@@ -22,12 +22,8 @@
 #include <edgescale/data/fashion_mnist.hpp>
 #include <edgescale/data/npy.hpp>
 #include <edgescale/fed/fed3r.hpp>
-#include <edgescale/fed/features.hpp>
-#include <edgescale/fed/fedncm.hpp>
 #include <edgescale/fed/partition.hpp>
-#include <edgescale/fed/random_features.hpp>
-#include <edgescale/fed/simulate.hpp>
-#include <edgescale/nn.hpp>
+#include <edgescale/nn/init.hpp>
 
 #include "common/cli.hpp"
 #include "common/instances.hpp"
@@ -245,42 +241,26 @@ Federation build(const Options& o) {
         train, std::span<const Index>(order).first(static_cast<std::size_t>(n_public)));
     train = data::subset(train,
                          std::span<const Index>(order).subspan(static_cast<std::size_t>(n_public)));
-    Rng init = make_stream(o.seed, "public-init");
-    f.public_net.emplace(nn::init::kaiming_normal, init);
-    nn::Trainer trainer{*f.public_net};
-    nn::SGD opt{{.learning_rate = 0.05, .momentum = 0.9, .weight_decay = 5e-4}};
-    data::BatchSampler batches(public_set, 64);
-    data::BatchSampler test_batches(test, 1000);
-    Rng shuffle_rng = make_stream(o.seed, "public-shuffle");
-    const nn::CosineSchedule schedule{.base = 0.05, .epochs = o.public_epochs, .per_step = true};
-    if (!o.quiet) {
-      std::cerr << "training the public extractor (LeNet-5) on " << n_public << " samples\n";
-    }
-    const auto history =
-        o.quiet ? nn::fit(trainer, opt, batches, test_batches, {.epochs = o.public_epochs},
-                          schedule, shuffle_rng)
-                : nn::fit(trainer, opt, batches, test_batches, {.epochs = o.public_epochs},
-                          schedule, shuffle_rng, nn::ProgressDisplay{std::cerr});
-    f.public_accuracy = history.back().test.accuracy;
+    fx::PublicExtractor p =
+        fx::train_public_extractor(public_set, test, o.public_epochs, o.seed, o.quiet);
+    f.public_net.emplace(std::move(p.net));
+    f.public_accuracy = p.accuracy;
   }
   f.clients = split(o, train);
   if (o.model == "lenet5" && fx::is_gradient_strategy(o.strategy)) {
     f.pool = std::move(train);
     f.test = std::move(test);
   } else if (o.features == "public") {
-    f.pool = fed::extract_features(*f.public_net, train);
-    f.test = fed::extract_features(*f.public_net, test);
+    f.pool = fx::lenet5_features(*f.public_net, train);
+    f.test = fx::lenet5_features(*f.public_net, test);
     if (o.strategy == "fed3r+ft") {
       f.train_images = std::move(train);
       f.test_images = std::move(test);
     }
   } else if (o.features == "random") {
-    const fed::RandomFeatures<float> map(784, {.kind = fed::RandomFeatureKind::relu,
-                                               .features = o.width,
-                                               .sigma = 1.0,
-                                               .seed = make_stream(o.seed, "random-features")()});
-    f.pool = map.map(train);
-    f.test = map.map(test);
+    const std::uint64_t seed = make_stream(o.seed, "random-features")();
+    f.pool = fx::random_relu_features(train, o.width, seed);
+    f.test = fx::random_relu_features(test, o.width, seed);
   } else {
     f.pool = std::move(train);
     f.test = std::move(test);
@@ -288,26 +268,18 @@ Federation build(const Options& o) {
   return f;
 }
 
-template <class Strategy>
-fx::Outcome one_pass(Strategy& strategy, const Options& o, const Federation& f, int rounds) {
-  fed::Simulation sim(strategy, f.pool, f.clients,
-                      {.per_round = o.per_round,
-                       .sampling = fed::Sampling::cyclic,
-                       .threads = o.threads,
-                       .evaluate_every = o.evaluate_every,
-                       .seed = o.seed});
-  fx::Outcome out;
-  const int r = rounds > 0 ? rounds : sim.rounds_per_pass();
-  out.history = sim.run(r, f.test, [&](const fed::RoundReport& report) {
-    if (!o.quiet) {
-      std::fprintf(stderr, "\rround %4d/%d  accuracy %6.2f%%  up %8.2f MB ", report.round + 1, r,
-                   100.0 * report.accuracy, static_cast<double>(report.total_bytes_up) / 1e6);
-      if (report.round + 1 == r) {
-        std::fputc('\n', stderr);
-      }
-    }
-  });
-  return out;
+fx::StatisticsSettings statistics_settings(const Options& o, const std::string& strategy) {
+  return {.strategy = strategy,
+          .lambda = o.lambda,
+          .rf_width = o.rf_width,
+          .rf_sigma = o.rf_sigma,
+          .rf_seed = make_stream(o.seed, "fourier-features")(),
+          .simulation = {.per_round = o.per_round,
+                         .threads = o.threads,
+                         .evaluate_every = o.evaluate_every,
+                         .seed = o.seed},
+          .rounds = o.rounds,
+          .quiet = o.quiet};
 }
 
 fx::GradientSettings gradient_settings(const Options& o, const std::string& strategy, double lr) {
@@ -339,10 +311,11 @@ std::string head_prefix(const Net& net) {
 /// public LeNet-5 with the unit-norm ridge head fine-tuned on the images by --ft-strategy, with
 /// logits divided by --temperature, for the remaining rounds.
 fx::Outcome fed3r_then_finetune(const Options& o, const Federation& f) {
-  fed::Fed3r<float> fed3r(f.pool.sample_size(), f.pool.classes, {.lambda = o.lambda});
-  fx::Outcome first = one_pass(fed3r, o, f, 0);
-  const fed::RidgeHead<float> ridge =
-      fed::classifier_from_ridge<float>(fed3r.weights(), o.temperature);
+  fx::StatisticsSettings pass = statistics_settings(o, "fed3r");
+  pass.rounds = 0;  // one pass
+  Matrix<double> W;
+  fx::Outcome first = fx::run_statistics(pass, f.pool, f.test, f.clients, &W);
+  const fed::RidgeHead<float> ridge = fed::classifier_from_ridge<float>(W, o.temperature);
   examples::LeNet5<float> net = *f.public_net;
   const std::string head = head_prefix(net);
   for_each_tensor(net, [&](std::string_view name, auto& p) {
@@ -391,23 +364,8 @@ int run(const Options& o) {
   fx::Outcome outcome;
   if (o.strategy == "fed3r+ft") {
     outcome = fed3r_then_finetune(o, f);
-  } else if (o.strategy == "fed3r" || o.strategy == "fed3r-rf") {
-    fed::Fed3rOptions options{.lambda = o.lambda};
-    if (o.strategy == "fed3r-rf") {
-      // σ defaults to √d, the scale of the distance between two feature vectors of d values of
-      // order 1 (the Gaussian kernel then neither saturates at 0 nor at 1).
-      options.random_features = fed::RandomFeatureOptions{
-          .kind = fed::RandomFeatureKind::fourier,
-          .features = o.rf_width,
-          .sigma =
-              o.rf_sigma > 0 ? o.rf_sigma : std::sqrt(static_cast<double>(f.pool.sample_size())),
-          .seed = make_stream(o.seed, "fourier-features")()};
-    }
-    fed::Fed3r<float> strategy(f.pool.sample_size(), f.pool.classes, options);
-    outcome = one_pass(strategy, o, f, o.rounds);
-  } else if (o.strategy == "fedncm") {
-    fed::FedNcm<float> strategy(f.pool.sample_size(), f.pool.classes);
-    outcome = one_pass(strategy, o, f, o.rounds);
+  } else if (o.strategy == "fed3r" || o.strategy == "fed3r-rf" || o.strategy == "fedncm") {
+    outcome = fx::run_statistics(statistics_settings(o, o.strategy), f.pool, f.test, f.clients);
   } else {
     const fx::GradientSettings s = gradient_settings(o, o.strategy, o.lr);
     if (o.model == "lenet5") {

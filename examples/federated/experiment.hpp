@@ -4,6 +4,7 @@
 // would make the example slow to compile.
 #pragma once
 
+#include <edgescale/core/tensor.hpp>
 #include <edgescale/data/dataset.hpp>
 #include <edgescale/fed/client.hpp>
 #include <edgescale/fed/detail/global_model.hpp>
@@ -34,6 +35,40 @@ struct Outcome {
   std::vector<fed::RoundReport> history;
   std::size_t model_bytes = 0;  ///< bytes of the values a round moves one way per client
 };
+
+/// How FED3R, FED3R-RF or FedNCM runs: one pass over the clients (cyclic sampling) unless
+/// `rounds` says otherwise.
+struct StatisticsSettings {
+  std::string strategy = "fed3r";  ///< fed3r|fed3r-rf|fedncm
+  double lambda = 0.01;
+  Index rf_width = 2048;
+  double rf_sigma = 0;  ///< 0: √d
+  std::uint64_t rf_seed = 0;
+  fed::SimulationOptions simulation{};
+  int rounds = 0;  ///< 0: one pass
+  bool quiet = false;
+};
+
+/// Runs FED3R, FED3R-RF or FedNCM on features; with `ridge_weights`, FED3R's W is written there.
+Outcome run_statistics(const StatisticsSettings& s, const data::Dataset<float>& pool,
+                       const data::Dataset<float>& test, const fed::Partition& clients,
+                       Matrix<double>* ridge_weights = nullptr);
+
+/// Random ReLU features of a dataset (fed::RandomFeatures, from `seed`).
+data::Dataset<float> random_relu_features(const data::Dataset<float>& data, Index width,
+                                          std::uint64_t seed);
+
+/// LeNet-5 trained centrally on `public_set` (SGD momentum 0.9, lr 0.05 with a per-step cosine,
+/// weight decay 5e-4, batch 64) and its test accuracy.
+struct PublicExtractor {
+  LeNet5<float> net;
+  double accuracy = 0;
+};
+PublicExtractor train_public_extractor(const data::Dataset<float>& public_set,
+                                       const data::Dataset<float>& test, int epochs,
+                                       std::uint64_t seed, bool quiet);
+/// ψ(x): LeNet-5's 84 penultimate activations of every sample.
+data::Dataset<float> lenet5_features(LeNet5<float>& net, const data::Dataset<float>& images);
 
 /// The strategies the example knows, by name.
 bool is_gradient_strategy(const std::string& name);

@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <iostream>
 #include <stdexcept>
+#include <type_traits>
 
 namespace edgescale::examples::federated::detail {
 
@@ -65,21 +66,25 @@ Outcome run_gradient(const GradientSettings& s, const Net& initial,
                                                 .loss = loss});
     return simulate(strategy, s, pool, test, clients);
   }
-  if (s.strategy == "fedadam") {
-    fed::FedAdam<Net, fed::WeightedMean, Loss> strategy(
-        initial, {.local = s.local,
-                  .server_learning_rate = s.server_learning_rate,
-                  .frozen = s.frozen,
-                  .loss = loss});
-    return simulate(strategy, s, pool, test, clients);
-  }
-  if (s.strategy == "fedyogi") {
-    fed::FedYogi<Net, fed::WeightedMean, Loss> strategy(
-        initial, {.local = s.local,
-                  .server_learning_rate = s.server_learning_rate,
-                  .frozen = s.frozen,
-                  .loss = loss});
-    return simulate(strategy, s, pool, test, clients);
+  // FED3R+FT fine-tunes with FedAvg, FedAvgM or SCAFFOLD only: the adaptive servers are
+  // compiled for the plain loss.
+  if constexpr (std::is_same_v<Loss, nn::SoftmaxCrossEntropy>) {
+    if (s.strategy == "fedadam") {
+      fed::FedAdam<Net, fed::WeightedMean, Loss> strategy(
+          initial, {.local = s.local,
+                    .server_learning_rate = s.server_learning_rate,
+                    .frozen = s.frozen,
+                    .loss = loss});
+      return simulate(strategy, s, pool, test, clients);
+    }
+    if (s.strategy == "fedyogi") {
+      fed::FedYogi<Net, fed::WeightedMean, Loss> strategy(
+          initial, {.local = s.local,
+                    .server_learning_rate = s.server_learning_rate,
+                    .frozen = s.frozen,
+                    .loss = loss});
+      return simulate(strategy, s, pool, test, clients);
+    }
   }
   throw std::invalid_argument("unknown gradient strategy '" + s.strategy + "'");
 }

@@ -85,11 +85,7 @@ class FedAvg {
     } else {
       detail::train_locally<Net, Loss>(w.net, client, o_.local, o_.loss, rng, freeze);
     }
-    update_type delta(x.shared_layout());
-    delta.read(w.net);
-    delta.values() -= x.values();
-    global_.zero_frozen(delta.values());
-    return delta;
+    return global_.delta(w.net);
   }
 
   [[nodiscard]] std::string check(const update_type& u) const {
@@ -100,14 +96,7 @@ class FedAvg {
     if (received.empty()) {
       return;
     }
-    std::vector<const ParameterSet<T>*> sets;
-    std::vector<double> weights;
-    for (const Received<update_type>& r : received) {
-      sets.push_back(r.update);
-      weights.push_back(static_cast<double>(r.samples));
-    }
-    const ParameterSet<T> mean = o_.aggregator.combine(
-        std::span<const ParameterSet<T>* const>(sets), std::span<const double>(weights));
+    const ParameterSet<T> mean = global_.combine(o_.aggregator, received);
     ParameterSet<T>& x = global_.x();
     const T lr = static_cast<T>(o_.server_learning_rate);
     if (o_.server_momentum > 0) {

@@ -108,11 +108,7 @@ class FedOpt {
     const ParameterSet<T>& x = global_.x();
     x.write(w.net);
     detail::train_locally<Net, Loss>(w.net, client, o_.local, o_.loss, rng, global_.freeze_hook());
-    update_type delta(x.shared_layout());
-    delta.read(w.net);
-    delta.values() -= x.values();
-    global_.zero_frozen(delta.values());
-    return delta;
+    return global_.delta(w.net);
   }
 
   [[nodiscard]] std::string check(const update_type& u) const {
@@ -123,16 +119,7 @@ class FedOpt {
     if (received.empty()) {
       return;
     }
-    std::vector<const ParameterSet<T>*> sets;
-    std::vector<double> weights;
-    for (const Received<update_type>& r : received) {
-      sets.push_back(r.update);
-      weights.push_back(static_cast<double>(r.samples));
-    }
-    const Vector<T> delta = o_.aggregator
-                                .combine(std::span<const ParameterSet<T>* const>(sets),
-                                         std::span<const double>(weights))
-                                .values();
+    const Vector<T> delta = global_.combine(o_.aggregator, received).values();
     ++t_;
     m_ = static_cast<T>(o_.beta1) * m_ + static_cast<T>(1 - o_.beta1) * delta;
     const Vector<T> d2 = delta.array().square().matrix();

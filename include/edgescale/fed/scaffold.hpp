@@ -84,10 +84,7 @@ class Scaffold {
     };
     const Index steps = detail::train_locally<Net, Loss>(w.net, client, o_.local, o_.loss, rng,
                                                          corrected, global_.freeze_hook());
-    update_type u{x.zeros_like(), x.zeros_like()};
-    u.delta_y.read(w.net);
-    u.delta_y.values() -= x.values();
-    global_.zero_frozen(u.delta_y.values());
+    update_type u{global_.delta(w.net), x.zeros_like()};
     if (steps > 0) {
       // Δc_i = c_i⁺ − c_i = −c + (x − y) / (K η_l)
       const T inv = static_cast<T>(1.0 / (static_cast<double>(steps) * o_.local.learning_rate));

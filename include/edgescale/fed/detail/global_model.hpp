@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <concepts>
 #include <cstddef>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -131,6 +132,30 @@ class GlobalModel {
         }
       });
     };
+  }
+
+  /// The client's delta y − x of a network trained from x, frozen tensors' part zero.
+  [[nodiscard]] ParameterSet<T> delta(const Net& trained) const {
+    ParameterSet<T> d(x_.shared_layout());
+    d.read(trained);
+    d.values() -= x_.values();
+    zero_frozen(d.values());
+    return d;
+  }
+
+  /// The aggregator's combination of the received deltas, weighted by the clients' sample
+  /// counts n_k (the caller makes sure there is at least one).
+  template <class Agg>
+  [[nodiscard]] ParameterSet<T> combine(const Agg& aggregator,
+                                        std::span<const Received<ParameterSet<T>>> received) const {
+    std::vector<const ParameterSet<T>*> sets;
+    std::vector<double> weights;
+    for (const Received<ParameterSet<T>>& r : received) {
+      sets.push_back(r.update);
+      weights.push_back(static_cast<double>(r.samples));
+    }
+    return aggregator.combine(std::span<const ParameterSet<T>* const>(sets),
+                              std::span<const double>(weights));
   }
 
   /// Empty when `u` has the global layout and finite values, else the reason to reject it.

@@ -10,7 +10,9 @@
 #include <edgescale/fed/client.hpp>
 #include <edgescale/fed/concepts.hpp>
 #include <edgescale/fed/fed3r.hpp>
+#include <edgescale/fed/partition.hpp>
 #include <edgescale/fed/random_features.hpp>
+#include <edgescale/fed/simulate.hpp>
 
 #include <Eigen/QR>
 
@@ -290,9 +292,14 @@ TEST_CASE("FED3R equals centralized ridge regression for every split and client 
     const char* name;
     fed::Partition partition;
   };
-  const std::vector<Split> splits = {{"iid", iid_split(pool.size(), K, rng)},
-                                     {"label skew", label_skew_split(pool)},
-                                     {"shards", shard_split(pool, K, rng)}};
+  const std::span<const std::int32_t> labels(pool.labels);
+  const std::vector<Split> splits = {
+      {"iid", iid_split(pool.size(), K, rng)},
+      {"label skew", label_skew_split(pool)},
+      {"shards", shard_split(pool, K, rng)},
+      {"fed::Iid", fed::Iid{}.partition(labels, C, K, rng)},
+      {"fed::DirichletPrior 0.05", fed::DirichletPrior{.alpha = 0.05}.partition(labels, C, K, rng)},
+      {"fed::Shards", fed::Shards{}.partition(labels, C, K, rng)}};
   for (const Split& split : splits) {
     Index total = 0;
     for (const auto& client : split.partition) {
@@ -312,6 +319,19 @@ TEST_CASE("FED3R equals centralized ridge regression for every split and client 
       CHECK(strategy.statistics().n == pool.size());
       CHECK(relative_error(strategy.weights(), oracle) < 1e-9);
       CHECK(strategy.evaluate(test) == oracle_accuracy);
+    }
+    // The same through fed::Simulation: one cyclic pass, the client order drawn from the seed,
+    // clients on two threads.
+    for (const std::uint64_t sim_seed : {1U, 2U}) {
+      CAPTURE(split.name);
+      CAPTURE(sim_seed);
+      fed::Fed3r<double> strategy(d, C, {.lambda = lambda});
+      fed::Simulation sim(
+          strategy, pool, split.partition,
+          {.per_round = 3, .sampling = fed::Sampling::cyclic, .threads = 2, .seed = sim_seed});
+      const auto history = sim.run(sim.rounds_per_pass(), test);
+      CHECK(relative_error(strategy.weights(), oracle) < 1e-9);
+      CHECK(history.back().accuracy == oracle_accuracy);
     }
   }
 }

@@ -31,7 +31,8 @@ unknown strategy, say) is reported as failed and the sweep goes on.
 Runs land in OUT_DIR/runs/<features>_<partition>_K<k>_M<m>_a<alpha>_<strategy>[.<model>]_R<rounds>
 _s<seed>.json (R0: one pass), with their output in OUT_DIR/runs/logs/. A run whose JSON exists is
 skipped, so an interrupted sweep resumes; one that exists with another recipe is left alone and
-reported. Failed runs are reported at the end (and in OUT_DIR/failures.txt).
+reported. Failed runs are reported at the end (and in OUT_DIR/failures.txt). (The runner is
+scripts/sweep_runs.py, shared with scripts/prune_sweep.py.)
 
 Aggregates, per group (features, partition, alpha, clients, per round, seed): the target is
 FED3R's final accuracy in the group; each run's rounds-to-target is the first round (1-based) whose
@@ -46,16 +47,14 @@ matplotlib (Debian's: /usr/bin/python3).
 """
 
 import argparse
-import concurrent.futures
 import csv
-import json
 import math
-import os
-import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # sweep_runs.py, run from anywhere
+import sweep_runs  # noqa: E402
+from sweep_runs import clock, csv_list, read_json  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 ONE_PASS = ("fed3r", "fed3r-rf", "fedncm")  # one pass over the clients, no model to choose
@@ -202,10 +201,6 @@ def run_label(strategy, model):
     return strategy if strategy in ONE_PASS or not model else f"{strategy}/{model}"
 
 
-def csv_list(text, cast=str):
-    return [cast(x.strip()) for x in text.split(",") if x.strip()]
-
-
 def keyed(text, keys, cast, what):
     """'N' (every key) or 'k=N,k2=M' -> {key: N}, None -> {}; keys None accepts any int key."""
     if text is None:
@@ -264,16 +259,6 @@ def plan(args):
     return runs
 
 
-def clock(seconds):
-    seconds = int(round(seconds))
-    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
-
-
-def read_json(path):
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
-
-
 def check_result(result):
     """Raises ValueError unless `result` looks like federated's JSON."""
     acc, up, down = result["accuracy"], result["bytes_up"], result["bytes_down"]
@@ -300,91 +285,17 @@ def mismatch(run, done):
     return ", ".join(diff) or None
 
 
+def ran_another_recipe(run, result):
+    why = mismatch(run, result)
+    return f"the program ran another recipe: {why}" if why else None
+
+
 def execute(runs, args, runs_dir):
     """Runs what is missing, `args.jobs` at a time; returns the failures as (run, reason)."""
-    logs = runs_dir / "logs"
-    partial = runs_dir / "partial"
-    logs.mkdir(parents=True, exist_ok=True)
-    partial.mkdir(parents=True, exist_ok=True)
-    todo, failures = [], []
-    for run in runs:
-        path = runs_dir / f"{run.name}.json"
-        if not path.exists():
-            todo.append(run)
-            continue
-        try:
-            done = read_json(path)
-        except (OSError, ValueError) as e:
-            failures.append((run, f"{path} exists but does not parse ({e}); delete it to rerun"))
-            continue
-        why = mismatch(run, done)
-        if why:
-            failures.append((run, f"{path} exists with {why}; use another --out-dir or delete it"))
-    skipped = len(runs) - len(todo)
-    total_cost = sum(r.estimated_seconds() for r in todo)
-    print(f"fed_sweep: {len(runs)} runs planned, {skipped} already done, {len(todo)} to run "
-          f"(estimated {clock(total_cost / max(1, min(args.jobs, len(todo) or 1)))} "
-          f"with {args.jobs} jobs)", flush=True)
-    if not todo:
-        return failures
-
-    env = dict(os.environ, OMP_NUM_THREADS="1")  # one core per run: --jobs sets the parallelism
-    lock = threading.Lock()
-    state = {"done": 0, "cost_done": 0.0}
-    start = time.monotonic()
-
-    def one(run):
-        out = partial / f"{run.name}.json"
-        log = logs / f"{run.name}.log"
-        out.unlink(missing_ok=True)  # left by an earlier attempt that failed
-        t0 = time.monotonic()
-        try:
-            with open(log, "w", encoding="utf-8") as f:
-                rc = subprocess.run(run.argv(args.program, out, args.data), stdout=f,
-                                    stderr=subprocess.STDOUT, env=env, check=False).returncode
-        except OSError as e:
-            return run, f"cannot start {args.program}: {e}", time.monotonic() - t0, None
-        seconds = time.monotonic() - t0
-        if rc != 0:
-            last = ""
-            try:
-                lines = log.read_text(encoding="utf-8", errors="replace").strip().splitlines()
-                last = f": {lines[-1][:200]}" if lines else ""
-            except OSError:
-                pass
-            return run, f"exit status {rc}{last} (see {log})", seconds, None
-        try:
-            result = read_json(out)
-            check_result(result)
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            return run, f"no valid JSON at {out} ({e}; see {log})", seconds, None
-        why = mismatch(run, result)
-        if why:
-            return run, f"the program ran another recipe: {why}", seconds, None
-        os.replace(out, runs_dir / f"{run.name}.json")
-        return run, None, seconds, final_accuracy(result)
-
-    with concurrent.futures.ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        futures = [pool.submit(one, run) for run in todo]
-        for future in concurrent.futures.as_completed(futures):
-            run, failure, seconds, accuracy = future.result()
-            with lock:
-                state["done"] += 1
-                state["cost_done"] += run.estimated_seconds()
-                elapsed = time.monotonic() - start
-                remaining = (total_cost - state["cost_done"]) * elapsed / max(state["cost_done"], 1e-9)
-                k = skipped + state["done"]
-                what = f"{run.name} ({seconds:.0f} s)"
-                if failure:
-                    failures.append((run, failure))
-                    what += f" FAILED: {failure}"
-                elif accuracy is None:
-                    what += " no accuracy"
-                else:
-                    what += f" {100 * accuracy:.2f} %"
-                print(f"[{k}/{len(runs)}] {what}  elapsed {clock(elapsed)}, ETA {clock(remaining)}",
-                      flush=True)
-    return failures
+    return sweep_runs.execute(runs, runs_dir, program=args.program, data=args.data,
+                              jobs=args.jobs, prog="fed_sweep", mismatch=mismatch,
+                              check_result=check_result, accuracy=final_accuracy,
+                              verify=ran_another_recipe, last_log_line=True)
 
 
 # ---------------------------------------------------------------------------------- aggregation
@@ -855,13 +766,9 @@ def plot_curves(rows, out_dir, plt):
 
 # ------------------------------------------------------------------------------------- report
 
-def report(runs_dir, out_dir, draw=True):
-    """Aggregates runs_dir into out_dir; returns the acceptance lines (None: no runs)."""
-    rows = aggregate(load_runs(runs_dir))
-    if not rows:
-        print(f"fed_sweep: no runs in {runs_dir}", file=sys.stderr)
-        return None
-    out_dir.mkdir(parents=True, exist_ok=True)
+def report(rows, out_dir, draw=True):
+    """Writes the aggregated rows (not none) into out_dir (which exists); returns the acceptance
+    lines."""
     written = [out_dir / "federated.csv", out_dir / "federated_table.md"]
     write_csv(rows, written[0], CSV_FIELDS)
     checks = acceptance(rows)
@@ -888,6 +795,16 @@ def report(runs_dir, out_dir, draw=True):
     return checks
 
 
+def print_plan(runs):
+    """--dry-run's lines before the total."""
+    for run in runs:
+        print(f"{run.name}  ~{run.estimated_seconds():.0f} s")
+    for label in sorted(dict.fromkeys(r.label for r in runs), key=label_order):
+        group = [r for r in runs if r.label == label]
+        print(f"{label}: {len(group)} runs, ~{clock(sum(r.estimated_seconds() for r in group))}"
+              " on one core")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -907,15 +824,8 @@ def main(argv=None):
                         "fed3r-rf, fedncm: one pass")
     parser.add_argument("--evaluate-every", help="N, or head=N,lenet5=M (default: preset)")
     parser.add_argument("--seeds", type=lambda t: csv_list(t, int))
-    parser.add_argument("-j", "--jobs", type=int, default=2, help="parallel runs (default 2)")
-    parser.add_argument("--out-dir", type=Path, help="default build/fed-sweep/<preset>")
-    parser.add_argument("--runs-dir", type=Path, help="default OUT_DIR/runs")
-    parser.add_argument("--program", type=Path, default=ROOT / "build/release/examples/federated")
-    parser.add_argument("--data", help="Fashion-MNIST directory (default: the program's)")
-    parser.add_argument("--aggregate-only", action="store_true", help="rebuild from OUT_DIR/runs")
-    parser.add_argument("--dry-run", action="store_true", help="print the plan and its estimate")
-    parser.add_argument("--no-plot", dest="plot", action="store_false")
-    parser.add_argument("--check", action="store_true", help="exit 1 unless every check PASSes")
+    sweep_runs.add_run_arguments(parser, program=ROOT / "build/release/examples/federated",
+                                 out_dir="default build/fed-sweep/<preset>", short_jobs=True)
     args = parser.parse_args(argv)
 
     # Unknown strategies are the program's to reject (fed3r+ft may be newer than this script).
@@ -931,41 +841,10 @@ def main(argv=None):
     if args.jobs < 1 or args.per_round < 1 or args.width < 1:
         parser.error("--jobs, --per-round and --width must be >= 1")
     out_dir = args.out_dir or ROOT / "build/fed-sweep" / args.preset
-    runs_dir = args.runs_dir or out_dir / "runs"
-
-    failures = []
-    if not args.aggregate_only:
-        runs = plan(args)
-        if args.dry_run:
-            for run in runs:
-                print(f"{run.name}  ~{run.estimated_seconds():.0f} s")
-            for label in sorted(dict.fromkeys(r.label for r in runs), key=label_order):
-                group = [r for r in runs if r.label == label]
-                print(f"{label}: {len(group)} runs, ~{clock(sum(r.estimated_seconds() for r in group))}"
-                      " on one core")
-            total = sum(r.estimated_seconds() for r in runs)
-            print(f"total: {len(runs)} runs, ~{clock(total)} of CPU, ~{clock(total / args.jobs)} "
-                  f"with {args.jobs} jobs on free cores")
-            return 0
-        if not args.program.exists():
-            print(f"fed_sweep: {args.program} not found: build it (cmake --build build/release "
-                  "--target federated) or pass --program", file=sys.stderr)
-            return 2
-        runs_dir.mkdir(parents=True, exist_ok=True)
-        failures = execute(runs, args, runs_dir)
-
-    checks = report(runs_dir, out_dir, draw=args.plot)
-    if failures:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        text = "\n".join(f"{run.name}: {why}" for run, why in failures)
-        (out_dir / "failures.txt").write_text(text + "\n", encoding="utf-8")
-        print(f"\nfed_sweep: {len(failures)} runs failed or were left alone "
-              f"(also in {out_dir / 'failures.txt'}):\n{text}", file=sys.stderr)
-    if checks is None:
-        return 1
-    if failures or (args.check and any(verdict != "PASS" for _, verdict, _ in checks)):
-        return 1
-    return 0
+    return sweep_runs.run_sweep(args, out_dir, prog="fed_sweep",
+                                target="federated", plan=plan, print_plan=print_plan,
+                                execute=execute, aggregate=lambda d: aggregate(load_runs(d)),
+                                report=report, verdict=lambda c: c[1])
 
 
 if __name__ == "__main__":

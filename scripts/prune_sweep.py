@@ -26,7 +26,8 @@ pruned (--scorer random --rounds 1 --sparsity 1e-9: floor(1e-9 n) = 0 weights re
 Runs land in OUT_DIR/runs/<net>_<label>_<sparsity>_<seed>.json (dense: <net>_dense_<seed>.json),
 with their output in OUT_DIR/runs/logs/. A run whose JSON exists is skipped, so an interrupted sweep
 resumes; one that exists with another recipe (epochs, rounds) is left alone and reported. Failed
-runs are reported at the end (and in OUT_DIR/failures.txt); the sweep goes on without them.
+runs are reported at the end (and in OUT_DIR/failures.txt); the sweep goes on without them. (The
+runner is scripts/sweep_runs.py, shared with scripts/fed_sweep.py.)
 
 Aggregates (over seeds, per net, label, rounds, epochs and sparsity): OUT_DIR/pruning.csv,
 OUT_DIR/pruning_table.md (also printed) and OUT_DIR/pruning_<net>.png: test accuracy against
@@ -37,17 +38,15 @@ FAIL). Running needs the standard library only; the plots need matplotlib.
 """
 
 import argparse
-import concurrent.futures
 import csv
-import json
 import math
-import os
 import statistics
-import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # sweep_runs.py, run from anywhere
+import sweep_runs  # noqa: E402
+from sweep_runs import clock, csv_list, read_json  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 NETS = ("mlp", "lenet5")
@@ -135,10 +134,6 @@ def per_net(text, what):
     return out
 
 
-def csv_list(text, cast=str):
-    return [cast(x) for x in text.split(",") if x.strip()]
-
-
 def plan(args):
     preset = PRESETS[args.preset]
     epochs = dict(preset["epochs"], **per_net(args.epochs, "--epochs"))
@@ -156,93 +151,31 @@ def plan(args):
     return runs
 
 
-def clock(seconds):
-    seconds = int(round(seconds))
-    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+def mismatch(run, done):
+    """Why an existing result is not the planned run (None: it is)."""
+    if done.get("epochs") != run.epochs or done.get("rounds") != run.rounds:
+        return (f"epochs {done.get('epochs')}, rounds {done.get('rounds')} "
+                f"(planned {run.epochs}, {run.rounds})")
+    return None
 
 
-def read_json(path):
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+def result_accuracy(result):
+    return float(result["test_accuracy"])
+
+
+def dense_pruned(run, result):
+    """Why a dense run's result is not kept: it pruned weights (None: it did not, or not dense)."""
+    if run.dense and result.get("sparsity_achieved", 1) != 0:
+        return f"dense run pruned {result.get('sparsity_achieved')} of the weights"
+    return None
 
 
 def execute(runs, args, runs_dir):
     """Runs what is missing, `args.jobs` at a time; returns the failures as (run, reason)."""
-    logs = runs_dir / "logs"
-    partial = runs_dir / "partial"
-    logs.mkdir(parents=True, exist_ok=True)
-    partial.mkdir(parents=True, exist_ok=True)
-    todo, failures = [], []
-    for run in runs:
-        path = runs_dir / f"{run.name}.json"
-        if not path.exists():
-            todo.append(run)
-            continue
-        try:
-            done = read_json(path)
-        except (OSError, ValueError) as e:
-            failures.append((run, f"{path} exists but does not parse ({e}); delete it to rerun"))
-            continue
-        if done.get("epochs") != run.epochs or done.get("rounds") != run.rounds:
-            failures.append((run, f"{path} exists with epochs {done.get('epochs')}, rounds "
-                                  f"{done.get('rounds')} (planned {run.epochs}, {run.rounds}); "
-                                  "use another --out-dir or delete it"))
-    skipped = len(runs) - len(todo)
-    total_cost = sum(r.estimated_seconds() for r in todo)
-    print(f"prune_sweep: {len(runs)} runs planned, {skipped} already done, {len(todo)} to run "
-          f"(estimated {clock(total_cost / max(1, min(args.jobs, len(todo) or 1)))} "
-          f"with {args.jobs} jobs)", flush=True)
-    if not todo:
-        return failures
-
-    env = dict(os.environ, OMP_NUM_THREADS="1")  # one core per run: --jobs sets the parallelism
-    lock = threading.Lock()
-    state = {"done": 0, "cost_done": 0.0}
-    start = time.monotonic()
-
-    def one(run):
-        out = partial / f"{run.name}.json"
-        log = logs / f"{run.name}.log"
-        out.unlink(missing_ok=True)  # left by an earlier attempt that failed
-        t0 = time.monotonic()
-        try:
-            with open(log, "w", encoding="utf-8") as f:
-                rc = subprocess.run(run.argv(args.program, out, args.data), stdout=f,
-                                    stderr=subprocess.STDOUT, env=env, check=False).returncode
-        except OSError as e:
-            return run, f"cannot start {args.program}: {e}", time.monotonic() - t0, None
-        seconds = time.monotonic() - t0
-        if rc != 0:
-            return run, f"exit status {rc} (see {log})", seconds, None
-        try:
-            result = read_json(out)
-            accuracy = float(result["test_accuracy"])
-        except (OSError, ValueError, KeyError) as e:
-            return run, f"no valid JSON at {out} ({e}; see {log})", seconds, None
-        if run.dense and result.get("sparsity_achieved", 1) != 0:
-            return run, f"dense run pruned {result.get('sparsity_achieved')} of the weights", seconds, None
-        os.replace(out, runs_dir / f"{run.name}.json")
-        return run, None, seconds, accuracy
-
-    with concurrent.futures.ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        futures = [pool.submit(one, run) for run in todo]
-        for future in concurrent.futures.as_completed(futures):
-            run, failure, seconds, accuracy = future.result()
-            with lock:
-                state["done"] += 1
-                state["cost_done"] += run.estimated_seconds()
-                elapsed = time.monotonic() - start
-                remaining = (total_cost - state["cost_done"]) * elapsed / state["cost_done"]
-                k = skipped + state["done"]
-                what = f"{run.name} ({seconds:.0f} s)"
-                if failure:
-                    failures.append((run, failure))
-                    what += f" FAILED: {failure}"
-                else:
-                    what += f" {100 * accuracy:.2f} %"
-                print(f"[{k}/{len(runs)}] {what}  elapsed {clock(elapsed)}, ETA {clock(remaining)}",
-                      flush=True)
-    return failures
+    return sweep_runs.execute(runs, runs_dir, program=args.program, data=args.data,
+                              jobs=args.jobs, prog="prune_sweep", mismatch=mismatch,
+                              check_result=result_accuracy, accuracy=result_accuracy,
+                              verify=dense_pruned)
 
 
 # ---------------------------------------------------------------------------------- aggregation
@@ -498,13 +431,9 @@ def plot(rows, out_dir):
     return written
 
 
-def report(runs_dir, out_dir, draw=True):
-    """Aggregates runs_dir into out_dir; returns the acceptance lines."""
-    rows = aggregate(load_runs(runs_dir))
-    if not rows:
-        print(f"prune_sweep: no runs in {runs_dir}", file=sys.stderr)
-        return None
-    out_dir.mkdir(parents=True, exist_ok=True)
+def report(rows, out_dir, draw=True):
+    """Writes the aggregated rows (not none) into out_dir (which exists); returns the acceptance
+    lines."""
     write_csv(rows, out_dir / "pruning.csv")
     checks = acceptance(rows)
     table = markdown_tables(rows)
@@ -519,6 +448,14 @@ def report(runs_dir, out_dir, draw=True):
     print(f"prune_sweep: wrote {out_dir / 'pruning.csv'}, {out_dir / 'pruning_table.md'}"
           + "".join(f", {p}" for p in written))
     return checks
+
+
+def print_plan(runs):
+    """--dry-run's lines before the total."""
+    for net, epochs in dict.fromkeys((r.net, r.epochs) for r in runs):
+        group = [r for r in runs if (r.net, r.epochs) == (net, epochs)]
+        print(f"{NET_TITLES[net]}: {len(group)} runs of {epochs} epochs, "
+              f"~{clock(sum(r.estimated_seconds() for r in group))} on one core")
 
 
 def main():
@@ -537,15 +474,8 @@ def main():
                         "*-oneshot and dense always 1")
     parser.add_argument("--no-dense", dest="dense", action="store_false",
                         help="skip the dense reference runs (same recipe, nothing pruned)")
-    parser.add_argument("--jobs", type=int, default=2, help="parallel runs (default 2)")
-    parser.add_argument("--out-dir", type=Path, help="default build/prune-sweep/<preset>")
-    parser.add_argument("--runs-dir", type=Path, help="default OUT_DIR/runs")
-    parser.add_argument("--program", type=Path, default=ROOT / "build/release/examples/prune_at_init")
-    parser.add_argument("--data", help="Fashion-MNIST directory (default: the program's)")
-    parser.add_argument("--aggregate-only", action="store_true", help="rebuild from OUT_DIR/runs")
-    parser.add_argument("--dry-run", action="store_true", help="print the plan and its estimate")
-    parser.add_argument("--no-plot", dest="plot", action="store_false")
-    parser.add_argument("--check", action="store_true", help="exit 1 unless every check PASSes")
+    sweep_runs.add_run_arguments(parser, program=ROOT / "build/release/examples/prune_at_init",
+                                 out_dir="default build/prune-sweep/<preset>")
     args = parser.parse_args()
 
     for net in args.nets:
@@ -561,38 +491,10 @@ def main():
     if args.jobs < 1:
         parser.error("--jobs must be >= 1")
     out_dir = args.out_dir or ROOT / "build/prune-sweep" / args.preset
-    runs_dir = args.runs_dir or out_dir / "runs"
-
-    failures = []
-    if not args.aggregate_only:
-        runs = plan(args)
-        if args.dry_run:
-            for net, epochs in dict.fromkeys((r.net, r.epochs) for r in runs):
-                group = [r for r in runs if (r.net, r.epochs) == (net, epochs)]
-                print(f"{NET_TITLES[net]}: {len(group)} runs of {epochs} epochs, "
-                      f"~{clock(sum(r.estimated_seconds() for r in group))} on one core")
-            total = sum(r.estimated_seconds() for r in runs)
-            print(f"total: {len(runs)} runs, ~{clock(total)} of CPU, ~{clock(total / args.jobs)} "
-                  f"with {args.jobs} jobs on free cores")
-            return 0
-        if not args.program.exists():
-            print(f"prune_sweep: {args.program} not found: build it (cmake --build build/release "
-                  "--target prune_at_init) or pass --program", file=sys.stderr)
-            return 2
-        runs_dir.mkdir(parents=True, exist_ok=True)
-        failures = execute(runs, args, runs_dir)
-
-    checks = report(runs_dir, out_dir, draw=args.plot)
-    if failures:
-        text = "\n".join(f"{run.name}: {why}" for run, why in failures)
-        (out_dir / "failures.txt").write_text(text + "\n", encoding="utf-8")
-        print(f"\nprune_sweep: {len(failures)} runs failed or were left alone "
-              f"(also in {out_dir / 'failures.txt'}):\n{text}", file=sys.stderr)
-    if checks is None:
-        return 1
-    if failures or (args.check and any(verdict != "PASS" for verdict, _ in checks)):
-        return 1
-    return 0
+    return sweep_runs.run_sweep(args, out_dir, prog="prune_sweep",
+                                target="prune_at_init", plan=plan, print_plan=print_plan,
+                                execute=execute, aggregate=lambda d: aggregate(load_runs(d)),
+                                report=report, verdict=lambda c: c[0])
 
 
 if __name__ == "__main__":

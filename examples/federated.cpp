@@ -343,11 +343,14 @@ fx::Outcome fed3r_then_finetune(const Options& o, const Federation& f) {
   }
   fx::Outcome second =
       fx::run_finetune(s, f.train_images, f.test_images, f.clients, net, o.temperature);
-  const fed::RoundReport& last = first.history.back();
+  // Copies, not a reference into first.history, which grows below.
+  const int rounds_before = static_cast<int>(first.history.size());
+  const std::size_t up_before = first.history.back().total_bytes_up;
+  const std::size_t down_before = first.history.back().total_bytes_down;
   for (fed::RoundReport r : second.history) {
-    r.round += static_cast<int>(first.history.size());
-    r.total_bytes_up += last.total_bytes_up;
-    r.total_bytes_down += last.total_bytes_down;
+    r.round += rounds_before;
+    r.total_bytes_up += up_before;
+    r.total_bytes_down += down_before;
     first.history.push_back(std::move(r));
   }
   return first;

@@ -147,6 +147,29 @@ TEST_CASE("npy files written by numpy read with the values numpy wrote") {
   CHECK(v2.data == std::vector<double>{0, 0.25, 0.5, 0.75});
 }
 
+TEST_CASE("int8, int16, uint16, uint32, uint64 and bool files read, widened, as numpy wrote them") {
+  CHECK(load_npy<std::int64_t>(fixtures / "i1_4.npy").data ==
+        std::vector<std::int64_t>{-128, -1, 0, 127});
+  CHECK(load_npy<std::int32_t>(fixtures / "i2_3.npy").data ==
+        std::vector<std::int32_t>{-32768, 5, 32767});
+  CHECK(load_npy<std::int32_t>(fixtures / "u2_3.npy").data ==
+        std::vector<std::int32_t>{0, 1000, 65535});
+  CHECK(load_npy<std::int64_t>(fixtures / "u4_3.npy").data ==
+        std::vector<std::int64_t>{0, 7, 4294967295});
+  CHECK(load_npy<double>(fixtures / "u4_3.npy").data[2] == 4294967295.0);
+  CHECK(load_npy<std::uint8_t>(fixtures / "b1_4.npy").data ==
+        std::vector<std::uint8_t>{1, 0, 0, 1});
+  // out of the requested type's range: refused, not wrapped
+  CHECK_THROWS_WITH_AS(load_npy<std::int32_t>(fixtures / "u4_3.npy"),
+                       doctest::Contains("value 4294967295 at index 2"), format_error);
+  CHECK_THROWS_WITH_AS(load_npy<std::uint8_t>(fixtures / "i1_4.npy"),
+                       doctest::Contains("value -128 at index 0"), format_error);
+  // uint64 beyond int64: named, whatever the requested type
+  CHECK_THROWS_WITH_AS(load_npy<std::int64_t>(fixtures / "u8_3.npy"),
+                       doctest::Contains("value 18446744073709551615 at index 2"), format_error);
+  CHECK_THROWS_AS(load_npy<double>(fixtures / "u8_3.npy"), format_error);
+}
+
 TEST_CASE("Fortran-order files are reordered into C order") {
   std::ifstream file(fixtures / "f4_fortran_3x4.npy", std::ios::binary);
   CHECK(read_npy_header(file, "f").fortran_order);

@@ -7,7 +7,8 @@
 // padded with spaces and a final '\n' so the data starts on a 64-byte boundary, then the values.
 //
 // What is read: versions 1.0, 2.0 and 3.0 (3.0 only differs by allowing UTF-8, which no supported
-// header needs); dtypes '<f4', '<f8', '<i4', '<i8', '|u1' (also spelt '<u1'); fortran_order True is
+// header needs); dtypes '<f4', '<f8', '<i4', '<i8', '|u1' (also spelt '<u1'), and on reading also
+// '|i1', '<i2', '<u2', '<u4', '<u8' and '|b1' (bool, read as 0/1 bytes); fortran_order True is
 // read by reordering into C order, so NpyArray::data is always row-major. Big-endian, structured,
 // object and other dtypes raise format_error. read_npy<T> converts any supported dtype into T:
 //   - integer -> integer, and floating -> integer: the value must be representable in T exactly
@@ -55,7 +56,10 @@
 namespace edgescale::data {
 
 /// The element types a .npy file can hold here.
-enum class NpyDtype { f4, f8, i4, i8, u1 };
+/// The element types a .npy file can hold here. The first five are also written; the other
+/// integer types (int8, int16, uint16, uint32, uint64: what numpy users save labels and indices
+/// as) are read, widened, into any of the integer or floating types read_npy takes.
+enum class NpyDtype { f4, f8, i4, i8, u1, i1, i2, u2, u4, u8 };
 
 /// The C++ types that read_npy and write_npy take.
 template <class T>
@@ -117,6 +121,16 @@ inline std::string_view npy_descr(NpyDtype dtype) {
       return "<i8";
     case NpyDtype::u1:
       return "|u1";
+    case NpyDtype::i1:
+      return "|i1";
+    case NpyDtype::i2:
+      return "<i2";
+    case NpyDtype::u2:
+      return "<u2";
+    case NpyDtype::u4:
+      return "<u4";
+    case NpyDtype::u8:
+      return "<u8";
   }
   return "?";
 }
@@ -125,11 +139,17 @@ inline std::size_t npy_item_size(NpyDtype dtype) {
   switch (dtype) {
     case NpyDtype::f4:
     case NpyDtype::i4:
+    case NpyDtype::u4:
       return 4;
     case NpyDtype::f8:
     case NpyDtype::i8:
+    case NpyDtype::u8:
       return 8;
+    case NpyDtype::i2:
+    case NpyDtype::u2:
+      return 2;
     case NpyDtype::u1:
+    case NpyDtype::i1:
       return 1;
   }
   return 1;
@@ -249,12 +269,20 @@ class NpyHeaderParser {
       fail("structured dtypes are not supported");
     }
     const std::string_view descr = string_literal("the 'descr' value");
-    constexpr std::array<std::pair<std::string_view, NpyDtype>, 6> known{{{"<f4", NpyDtype::f4},
-                                                                          {"<f8", NpyDtype::f8},
-                                                                          {"<i4", NpyDtype::i4},
-                                                                          {"<i8", NpyDtype::i8},
-                                                                          {"|u1", NpyDtype::u1},
-                                                                          {"<u1", NpyDtype::u1}}};
+    constexpr std::array<std::pair<std::string_view, NpyDtype>, 14> known{{{"<f4", NpyDtype::f4},
+                                                                           {"<f8", NpyDtype::f8},
+                                                                           {"<i4", NpyDtype::i4},
+                                                                           {"<i8", NpyDtype::i8},
+                                                                           {"|u1", NpyDtype::u1},
+                                                                           {"<u1", NpyDtype::u1},
+                                                                           {"|i1", NpyDtype::i1},
+                                                                           {"<i1", NpyDtype::i1},
+                                                                           {"<i2", NpyDtype::i2},
+                                                                           {"<u2", NpyDtype::u2},
+                                                                           {"<u4", NpyDtype::u4},
+                                                                           {"<u8", NpyDtype::u8},
+                                                                           {"|b1", NpyDtype::u1},
+                                                                           {"<b1", NpyDtype::u1}}};
     for (const auto& [spelling, type] : known) {
       if (descr == spelling) {
         return type;
@@ -266,7 +294,8 @@ class NpyHeaderParser {
                    "' is not supported (save it with arr.astype(arr.dtype.newbyteorder('<')))");
     }
     npy_fail(name_, "unsupported dtype '" + std::string(descr) +
-                        "' (supported: '<f4', '<f8', '<i4', '<i8', '|u1')");
+                        "' (supported: '<f4', '<f8', '<i4', '<i8', '|u1', and read only "
+                        "'|i1', '<i2', '<u2', '<u4', '<u8', '|b1')");
   }
 
   bool boolean() {
@@ -437,6 +466,27 @@ inline NpyWideValues npy_read_wide(std::istream& in, std::string_view name, std:
       case NpyDtype::u1:
         wide.integer[i] = *p;
         break;
+      case NpyDtype::i1:
+        wide.integer[i] = static_cast<std::int8_t>(*p);
+        break;
+      case NpyDtype::i2:
+        wide.integer[i] = npy_load_le<std::int16_t>(p);
+        break;
+      case NpyDtype::u2:
+        wide.integer[i] = npy_load_le<std::uint16_t>(p);
+        break;
+      case NpyDtype::u4:
+        wide.integer[i] = npy_load_le<std::uint32_t>(p);
+        break;
+      case NpyDtype::u8: {
+        const auto v = npy_load_le<std::uint64_t>(p);
+        if (v > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
+          npy_fail(name, "value " + std::to_string(v) + " at index " + std::to_string(i) +
+                             " of a uint64 array is beyond every integer type read here");
+        }
+        wide.integer[i] = static_cast<std::int64_t>(v);
+        break;
+      }
     }
   }
   return wide;

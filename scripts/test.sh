@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Builds and runs every test edgescale has, the way CI does (.ci/run):
 #   1. g++     Debug (-O1), warnings as errors, tests + examples, ctest    build/test-gcc
-#      for the compiler's default target (x86-64: SSE2)
+#      for the compiler's default target (x86-64: SSE2); the header-alone objects are left to
+#      stage 3's x86-64-v2 build, which compiles them with the same compiler at -O3 (where g++
+#      warns most), so g++ compiles them once
 #   2. clang++ Debug (-O1), warnings as errors, AddressSanitizer + UBSan, tests (the examples
 #      are g++'s: this stage is the dearest), ctest                          build/test-clang
 #      for x86-64-v3 (AVX2, FMA) when this CPU has it, else the default target; without clang's
@@ -9,7 +11,7 @@
 #      tests follows when the budget allows
 #   3. compile only, other instruction sets: g++ Release (-O3, what the demo builds), warnings
 #      as errors, never run (this CPU may lack them):
-#        x86-64-v4 (AVX-512): tests                                        build/isa-x86-64-v4
+#        x86-64-v4 (AVX-512): tests (of fed, its kernels' file only)       build/isa-x86-64-v4
 #        x86-64-v2 (SSE4.2):  every header alone + the train example       build/isa-x86-64-v2
 #      (about 5 and 1.5 minutes on two cores with a cold ccache; the whole run about 17)
 # Debug info is line tables only (-g1): enough for sanitizer reports and backtraces, and a good
@@ -166,7 +168,8 @@ fi
 # The tests and examples CI runs are built for named targets, not for native: see the top.
 gcc_secs=0
 if stage "g++: configure + build" build build/test-gcc g++ \
-  -DEDGESCALE_ARCH= -DEDGESCALE_TEST_ARCH= -DEDGESCALE_BUILD_TESTS=ON -DEDGESCALE_BUILD_EXAMPLES=ON
+  -DEDGESCALE_ARCH= -DEDGESCALE_TEST_ARCH= -DEDGESCALE_BUILD_TESTS=ON -DEDGESCALE_BUILD_EXAMPLES=ON \
+  -DEDGESCALE_TEST_HEADERS=OFF
 then
   gcc_secs=$last_stage_secs
   if stage "g++: ctest" run_ctest build/test-gcc; then
@@ -206,8 +209,11 @@ fi
 # (core/eigen.hpp); x86-64-v2 for the oldest CPUs still common.
 # The x86-64-v4 build leaves out the header-alone objects and the examples: the headers instantiate
 # next to nothing, so an instruction set's warnings (which come from instantiated code) show in the
-# tests, which instantiate every kernel the examples do; the x86-64-v2 build compiles every header
-# alone and the train example (the layers' kernels at -O3).
+# tests, which instantiate every kernel the examples do. Of the federated tests it compiles
+# test_fed_kernels (tests/fed/test_fed3r.cpp: FED3R's rank update, Cholesky, random features) and
+# not the simulation and strategy tests, whose own code has no instruction-set dependence (the
+# layers they train are nn's, compiled here by test_nn). The x86-64-v2 build compiles every header
+# alone (g++'s only header-alone build) and the train example (the layers' kernels at -O3).
 # isa_stage ARCH WHAT [CMAKE ARGS...]: configures build/isa-ARCH and builds it (BUILD_TARGETS).
 isa_stage() {
   local arch=$1 what=$2
@@ -227,7 +233,8 @@ elif [[ $(uname -m) != x86_64 ]]; then
   echo "==== instruction sets: skipped (not an x86-64 machine) ===="
   stage_lines+=("instruction sets: skipped (not x86-64)")
 else
-  isa_stage x86-64-v4 "tests" -DEDGESCALE_TEST_HEADERS=OFF -DEDGESCALE_BUILD_EXAMPLES=OFF
+  BUILD_TARGETS="test_core test_data test_nn test_prune test_fed_kernels" \
+    isa_stage x86-64-v4 "tests" -DEDGESCALE_TEST_HEADERS=OFF -DEDGESCALE_BUILD_EXAMPLES=OFF
   BUILD_TARGETS="edgescale_headers_alone train" isa_stage x86-64-v2 "every header alone + train"
 fi
 

@@ -149,6 +149,7 @@ struct Federation {
   data::Dataset<float> pool;
   data::Dataset<float> test;
   fed::Partition clients;
+  std::string partition;  ///< --partition, or "file" when DIR/clients.npy gave the clients
   std::optional<examples::LeNet5<float>> public_net;
   data::Dataset<float> train_images;  ///< kept for FED3R+FT, which fine-tunes on the images
   data::Dataset<float> test_images;
@@ -222,8 +223,10 @@ Federation build(const Options& o) {
               c.data[static_cast<std::size_t>(k * c.shape[1] + j)]);
         }
       }
+      f.partition = "file";
     } else {
       f.clients = split(o, f.pool);
+      f.partition = o.partition;
     }
     return f;
   }
@@ -247,6 +250,7 @@ Federation build(const Options& o) {
     f.public_accuracy = p.accuracy;
   }
   f.clients = split(o, train);
+  f.partition = o.partition;
   if (o.model == "lenet5" && fx::is_gradient_strategy(o.strategy)) {
     f.pool = std::move(train);
     f.test = std::move(test);
@@ -364,6 +368,16 @@ int run(const Options& o) {
               << " per round\n";
   }
   const Federation f = build(o);
+  const fed::PartitionSummary split_summary =
+      fed::summarize(f.clients, std::span<const std::int32_t>(f.pool.labels), f.pool.classes);
+  if (!o.quiet) {
+    std::cerr << "partition: " << f.clients.size() << " clients of " << split_summary.min_size()
+              << " to " << split_summary.max_size() << " samples, "
+              << split_summary.mean_classes_per_client()
+              << " classes per client on average, mean total-variation distance from the "
+                 "global class mix "
+              << split_summary.mean_tv_distance() << "\n";
+  }
   fx::Outcome outcome;
   if (o.strategy == "fed3r+ft") {
     outcome = fed3r_then_finetune(o, f);
@@ -414,7 +428,10 @@ int run(const Options& o) {
     examples::json::Writer j(json);
     j.begin_object();
     j.field("strategy", o.strategy).field("features", o.features).field("model", o.model);
-    j.field("partition", o.partition).field("alpha", o.alpha).field("clients", o.clients);
+    j.field("partition", f.partition).field("alpha", o.alpha);
+    j.field("clients", static_cast<std::int64_t>(f.clients.size()));
+    j.field("partition_tv_distance", split_summary.mean_tv_distance());
+    j.field("mean_classes_per_client", split_summary.mean_classes_per_client());
     j.field("per_round", o.per_round).field("seed", o.seed).field("lambda", o.lambda);
     j.field("feature_width", f.pool.sample_size());
     j.field("rounds", static_cast<std::int64_t>(outcome.history.size()));

@@ -242,3 +242,51 @@ TEST_CASE("extract_features: a prefix of the network over a dataset, column by c
   narrow.sample_shape = {1, 1, 5};
   CHECK_THROWS_AS(fed::extract_features(net, narrow), shape_error);
 }
+
+TEST_CASE("clients without data: no weight, no zero delta in a robust aggregate, no crash") {
+  const data::Dataset<float> pool = test::blobs<float>(240, 2);
+  fed::Partition clients = test::round_robin(240, 12);
+  for (const std::size_t k : {0, 1, 2, 3}) {
+    clients[k].clear();
+  }
+  // Only empty clients in the round: the model stays, nothing throws.
+  fed::FedAvg<Net> fedavg(initial_net(), {.local = local});
+  fed::Partition empty_only(clients.begin(), clients.begin() + 4);
+  fed::Simulation sim(fedavg, pool, empty_only, {.per_round = 4, .seed = 3});
+  const ParameterSet<float> before = fedavg.global();
+  const fed::RoundReport r = sim.run_round(nullptr, false);
+  CHECK(r.received == 4);
+  CHECK(fedavg.global().values() == before.values());
+  // A median aggregate over a round with the four empty clients is the median of the eight
+  // others' deltas (computed here client by client with their own streams), not the median of
+  // twelve with four zeros.
+  fed::FedAvg<Net, fed::Median> robust(initial_net(), {.local = local});
+  fed::Simulation sim_robust(robust, pool, clients, {.per_round = 12, .seed = 5});
+  sim_robust.run_round(nullptr, false);
+  fed::FedAvg<Net, fed::Median> reference(initial_net(), {.local = local});
+  auto worker = reference.make_worker();
+  std::vector<ParameterSet<float>> deltas;
+  for (Index k = 4; k < 12; ++k) {
+    fed::Stateless none;
+    Rng rng = fed::client_stream(5, 0, k);
+    deltas.push_back(reference.client_update(
+        worker, {k, &pool, clients[static_cast<std::size_t>(k)]}, none, rng));
+  }
+  std::vector<const ParameterSet<float>*> eight;
+  for (const auto& d : deltas) {
+    eight.push_back(&d);
+  }
+  const std::vector<double> ones(12, 1.0);
+  const ParameterSet<float> median = fed::Median{}.combine(
+      std::span<const ParameterSet<float>* const>(eight), std::span<const double>(ones).first(8));
+  const Vector<float> expected = before.values() + median.values();
+  CHECK((robust.global().values() - expected).norm() <= 1e-6F * expected.norm());
+  const ParameterSet<float> zero = before.zeros_like();
+  std::vector<const ParameterSet<float>*> twelve = eight;
+  for (int i = 0; i < 4; ++i) {
+    twelve.push_back(&zero);
+  }
+  const ParameterSet<float> diluted = fed::Median{}.combine(
+      std::span<const ParameterSet<float>* const>(twelve), std::span<const double>(ones));
+  CHECK((diluted.values() - median.values()).norm() > 1e-3F);  // the exclusion matters here
+}

@@ -28,6 +28,7 @@
 #include <edgescale/nn/loss.hpp>
 
 #include <cstddef>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -93,10 +94,11 @@ class FedAvg {
   }
 
   void server_update(std::span<const Received<update_type>> received, const RoundInfo& /*info*/) {
-    if (received.empty()) {
-      return;
+    const std::optional<ParameterSet<T>> combined = global_.combine(o_.aggregator, received);
+    if (!combined) {
+      return;  // nobody with data reported: the model stays
     }
-    const ParameterSet<T> mean = global_.combine(o_.aggregator, received);
+    const ParameterSet<T>& mean = *combined;
     ParameterSet<T>& x = global_.x();
     const T lr = static_cast<T>(o_.server_learning_rate);
     if (o_.server_momentum > 0) {

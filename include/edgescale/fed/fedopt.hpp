@@ -30,6 +30,7 @@
 
 #include <cmath>
 #include <cstddef>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -116,10 +117,11 @@ class FedOpt {
   }
 
   void server_update(std::span<const Received<update_type>> received, const RoundInfo& /*info*/) {
-    if (received.empty()) {
-      return;
+    const std::optional<ParameterSet<T>> combined = global_.combine(o_.aggregator, received);
+    if (!combined) {
+      return;  // nobody with data reported: no step, and the moments stay
     }
-    const Vector<T> delta = global_.combine(o_.aggregator, received).values();
+    const Vector<T>& delta = combined->values();
     ++t_;
     m_ = static_cast<T>(o_.beta1) * m_ + static_cast<T>(1 - o_.beta1) * delta;
     const Vector<T> d2 = delta.array().square().matrix();

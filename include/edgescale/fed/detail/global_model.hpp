@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <concepts>
 #include <cstddef>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -143,16 +144,22 @@ class GlobalModel {
     return d;
   }
 
-  /// The aggregator's combination of the received deltas, weighted by the clients' sample
-  /// counts n_k (the caller makes sure there is at least one).
+  /// The aggregator's combination of the received deltas of clients that hold data, weighted by
+  /// their sample counts n_k; nothing when none of them holds any (a client without samples
+  /// sends a zero delta, which would only drag a robust aggregate towards zero).
   template <class Agg>
-  [[nodiscard]] ParameterSet<T> combine(const Agg& aggregator,
-                                        std::span<const Received<ParameterSet<T>>> received) const {
+  [[nodiscard]] std::optional<ParameterSet<T>> combine(
+      const Agg& aggregator, std::span<const Received<ParameterSet<T>>> received) const {
     std::vector<const ParameterSet<T>*> sets;
     std::vector<double> weights;
     for (const Received<ParameterSet<T>>& r : received) {
-      sets.push_back(r.update);
-      weights.push_back(static_cast<double>(r.samples));
+      if (r.samples > 0) {
+        sets.push_back(r.update);
+        weights.push_back(static_cast<double>(r.samples));
+      }
+    }
+    if (sets.empty()) {
+      return std::nullopt;
     }
     return aggregator.combine(std::span<const ParameterSet<T>* const>(sets),
                               std::span<const double>(weights));

@@ -37,15 +37,16 @@ namespace edgescale::fed {
 
 template <nn::Network Net, Aggregator<typename Net::scalar_type> Agg = WeightedMean,
           detail::LabelLoss<typename Net::scalar_type> Loss = nn::SoftmaxCrossEntropy>
-class FedAvg {
+class FedAvg : public detail::ModelStrategy<Net, Loss> {
+  using Base = detail::ModelStrategy<Net, Loss>;
+  using Base::global_;
+
  public:
+  using typename Base::worker_type;
   using scalar_type = typename Net::scalar_type;
   using T = scalar_type;
   using update_type = ParameterSet<T>;  ///< Δ_k = y_k − x, in the global layout
   using client_state = Stateless;
-  struct worker_type {
-    Net net;
-  };
   struct options {
     LocalTraining local{};
     double server_learning_rate = 1.0;  ///< η_g
@@ -56,8 +57,7 @@ class FedAvg {
     Agg aggregator{};
   };
 
-  explicit FedAvg(const Net& initial, options o = {})
-      : o_(std::move(o)), global_(initial, o_.frozen) {
+  explicit FedAvg(const Net& initial, options o = {}) : Base(initial, o.frozen), o_(std::move(o)) {
     detail::validate(o_.local, "FedAvg");
     if (!(o_.server_learning_rate > 0) || !(o_.server_momentum >= 0) || !(o_.server_momentum < 1) ||
         !(o_.proximal_mu >= 0)) {
@@ -68,8 +68,6 @@ class FedAvg {
       throw argument_error("FedAvg: weight decay would move frozen tensors; use one or the other");
     }
   }
-
-  [[nodiscard]] worker_type make_worker() const { return {global_.prototype()}; }
 
   update_type client_update(worker_type& w, const ClientData<T>& client, client_state& /*state*/,
                             Rng& rng) const {
@@ -117,18 +115,10 @@ class FedAvg {
   }
   [[nodiscard]] std::size_t bytes_down() const { return global_.trained_bytes(); }
 
-  double evaluate(const data::Dataset<T>& test) { return global_.evaluate(test); }
-
-  /// The global model's values (x).
-  [[nodiscard]] const ParameterSet<T>& global() const { return global_.x(); }
-  ParameterSet<T>& global() { return global_.x(); }
-  /// The global model as a network (its values written on each call).
-  Net& network() { return global_.network(); }
   [[nodiscard]] const options& settings() const { return o_; }
 
  private:
   options o_;
-  detail::GlobalModel<Net, Loss> global_;
   ParameterSet<T> velocity_;
 };
 

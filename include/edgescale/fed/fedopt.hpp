@@ -69,15 +69,16 @@ struct YogiRule {
 
 template <nn::Network Net, class Rule, Aggregator<typename Net::scalar_type> Agg = WeightedMean,
           detail::LabelLoss<typename Net::scalar_type> Loss = nn::SoftmaxCrossEntropy>
-class FedOpt {
+class FedOpt : public detail::ModelStrategy<Net, Loss> {
+  using Base = detail::ModelStrategy<Net, Loss>;
+  using Base::global_;
+
  public:
+  using typename Base::worker_type;
   using scalar_type = typename Net::scalar_type;
   using T = scalar_type;
   using update_type = ParameterSet<T>;
   using client_state = Stateless;
-  struct worker_type {
-    Net net;
-  };
   struct options {
     LocalTraining local{};
     double server_learning_rate = 1e-2;  ///< η
@@ -90,8 +91,7 @@ class FedOpt {
     Agg aggregator{};
   };
 
-  explicit FedOpt(const Net& initial, options o = {})
-      : o_(std::move(o)), global_(initial, o_.frozen) {
+  explicit FedOpt(const Net& initial, options o = {}) : Base(initial, o.frozen), o_(std::move(o)) {
     detail::validate(o_.local, Rule::name);
     if (!(o_.server_learning_rate > 0) || !(o_.beta1 >= 0 && o_.beta1 < 1) ||
         !(o_.beta2 >= 0 && o_.beta2 < 1) || !(o_.tau > 0)) {
@@ -101,8 +101,6 @@ class FedOpt {
     m_ = Vector<T>::Zero(global_.x().size());
     v_ = Vector<T>::Constant(global_.x().size(), static_cast<T>(o_.tau * o_.tau));
   }
-
-  [[nodiscard]] worker_type make_worker() const { return {global_.prototype()}; }
 
   update_type client_update(worker_type& w, const ClientData<T>& client, client_state& /*state*/,
                             Rng& rng) const {
@@ -144,15 +142,8 @@ class FedOpt {
   }
   [[nodiscard]] std::size_t bytes_down() const { return global_.trained_bytes(); }
 
-  double evaluate(const data::Dataset<T>& test) { return global_.evaluate(test); }
-
-  [[nodiscard]] const ParameterSet<T>& global() const { return global_.x(); }
-  ParameterSet<T>& global() { return global_.x(); }
-  Net& network() { return global_.network(); }
-
  private:
   options o_;
-  detail::GlobalModel<Net, Loss> global_;
   Vector<T> m_;
   Vector<T> v_;
   int t_ = 0;

@@ -33,8 +33,12 @@ namespace edgescale::fed {
 
 template <nn::Network Net,
           detail::LabelLoss<typename Net::scalar_type> Loss = nn::SoftmaxCrossEntropy>
-class Scaffold {
+class Scaffold : public detail::ModelStrategy<Net, Loss> {
+  using Base = detail::ModelStrategy<Net, Loss>;
+  using Base::global_;
+
  public:
+  using typename Base::worker_type;
   using scalar_type = typename Net::scalar_type;
   using T = scalar_type;
   struct update_type {
@@ -45,9 +49,6 @@ class Scaffold {
   struct client_state {
     ParameterSet<T> c;
   };
-  struct worker_type {
-    Net net;
-  };
   struct options {
     LocalTraining local{};
     double server_learning_rate = 1.0;  ///< η_g
@@ -56,7 +57,7 @@ class Scaffold {
   };
 
   explicit Scaffold(const Net& initial, options o = {})
-      : o_(std::move(o)), global_(initial, o_.frozen), c_(global_.x().zeros_like()) {
+      : Base(initial, o.frozen), o_(std::move(o)), c_(global_.x().zeros_like()) {
     detail::validate(o_.local, "Scaffold");
     if (o_.local.momentum != 0 || o_.local.weight_decay != 0) {
       throw argument_error(
@@ -67,8 +68,6 @@ class Scaffold {
       throw argument_error("Scaffold: server_learning_rate must be > 0");
     }
   }
-
-  [[nodiscard]] worker_type make_worker() const { return {global_.prototype()}; }
 
   update_type client_update(worker_type& w, const ClientData<T>& client, client_state& state,
                             Rng& rng) const {
@@ -123,17 +122,11 @@ class Scaffold {
   }
   [[nodiscard]] std::size_t bytes_down() const { return 2 * global_.trained_bytes(); }
 
-  double evaluate(const data::Dataset<T>& test) { return global_.evaluate(test); }
-
-  [[nodiscard]] const ParameterSet<T>& global() const { return global_.x(); }
-  ParameterSet<T>& global() { return global_.x(); }
   /// The server's control variate c.
   [[nodiscard]] const ParameterSet<T>& control() const { return c_; }
-  Net& network() { return global_.network(); }
 
  private:
   options o_;
-  detail::GlobalModel<Net, Loss> global_;
   ParameterSet<T> c_;
 };
 

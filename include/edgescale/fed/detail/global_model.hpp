@@ -202,5 +202,30 @@ class GlobalModel {
   Index frozen_values_ = 0;
 };
 
+/// What every gradient-based strategy shows of its global model (FedAvg, FedOpt and SCAFFOLD
+/// derive from it): the per-thread worker, evaluation, and x as values or as a network.
+template <class Net, class Loss>
+class ModelStrategy {
+ public:
+  using scalar_type = typename Net::scalar_type;
+  struct worker_type {
+    Net net;
+  };
+
+  [[nodiscard]] worker_type make_worker() const { return {global_.prototype()}; }
+  double evaluate(const data::Dataset<scalar_type>& test) { return global_.evaluate(test); }
+  /// The global model's values (x).
+  [[nodiscard]] const ParameterSet<scalar_type>& global() const { return global_.x(); }
+  ParameterSet<scalar_type>& global() { return global_.x(); }
+  /// The global model as a network (its values written on each call).
+  Net& network() { return global_.network(); }
+
+ protected:
+  ModelStrategy(const Net& initial, std::vector<std::string> frozen)
+      : global_(initial, std::move(frozen)) {}
+
+  GlobalModel<Net, Loss> global_;
+};
+
 }  // namespace detail
 }  // namespace edgescale::fed

@@ -443,6 +443,35 @@ TEST_CASE("FED3R: recursive statistics (deltas) equal recomputation after extrac
   CHECK(zero.b.isZero(0.0));
 }
 
+TEST_CASE("FED3R: a client's data are checked before anything is summed") {
+  Rng rng = make_stream(seed, "client data");
+  const Index d = 4;
+  const Index C = 3;
+  const data::Dataset<double> pool = gaussian_classes(30, d, C, rng);
+  const fed::Fed3r<double> strategy(d, C);
+  auto worker = strategy.make_worker();
+  fed::Stateless none;
+  const std::vector<Index> outside{0, pool.size()};
+  CHECK_THROWS_WITH_AS(
+      (void)strategy.client_update(
+          worker, fed::ClientData<double>{.id = 4, .data = &pool, .indices = outside}, none, rng),
+      doctest::Contains("fed3r: client 4: sample 30 is outside its dataset of 30 samples"),
+      argument_error);
+  std::vector<Index> all(static_cast<std::size_t>(pool.size()));
+  std::iota(all.begin(), all.end(), Index{0});
+  data::Dataset<double> wide = pool;
+  wide.features = Matrix<double>::Zero(d + 1, pool.size());
+  wide.sample_shape = {1, 1, d + 1};
+  CHECK_THROWS_WITH_AS(
+      (void)strategy.client_update(
+          worker, fed::ClientData<double>{.id = 3, .data = &wide, .indices = all}, none, rng),
+      doctest::Contains("fed3r: client 3's samples have 5 values, expected 4"), shape_error);
+  CHECK_THROWS_WITH_AS(
+      (void)strategy.client_update(
+          worker, fed::ClientData<double>{.id = 5, .data = nullptr, .indices = all}, none, rng),
+      doctest::Contains("fed3r: client 5 has no dataset"), argument_error);
+}
+
 TEST_CASE("FED3R: check() rejects malformed and tampered statistics with a reason") {
   Rng rng = make_stream(seed, "check");
   const Index d = 5;

@@ -168,4 +168,16 @@ TEST_CASE("FedNCM: check() rejects a wrong shape, NaN, Inf and negative counts")
       (void)strategy.client_update(
           worker, fed::ClientData<double>{.id = 3, .data = &wide, .indices = all}, none, rng),
       shape_error);
+  // So is a client holding an index outside the dataset, or no dataset at all
+  // (fed::ClientData::checked_data, which FED3R uses too: test_fed3r.cpp).
+  const std::vector<Index> outside{0, pool.size()};
+  CHECK_THROWS_WITH_AS(
+      (void)strategy.client_update(
+          worker, fed::ClientData<double>{.id = 4, .data = &pool, .indices = outside}, none, rng),
+      doctest::Contains("fedncm: client 4: sample 30 is outside its dataset of 30 samples"),
+      argument_error);
+  CHECK_THROWS_WITH_AS(
+      (void)strategy.client_update(
+          worker, fed::ClientData<double>{.id = 5, .data = nullptr, .indices = all}, none, rng),
+      doctest::Contains("client 5 has no dataset"), argument_error);
 }

@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace edgescale::fed {
@@ -31,6 +32,33 @@ struct ClientData {
   std::span<const Index> indices;          ///< the client's columns of *data
 
   [[nodiscard]] Index size() const { return static_cast<Index>(indices.size()); }
+  /// The client's dataset, after checking what a strategy that reads it in place relies on:
+  /// there is one, it has one label per sample and samples of `features` values, and every index
+  /// of the client is inside it. Throws argument_error for a missing dataset or an index outside
+  /// it, shape_error for samples of another size or missing labels; `who` starts the message.
+  [[nodiscard]] const data::Dataset<T>& checked_data(Index features, std::string_view who) const {
+    const std::string client = std::string(who) + ": client " + std::to_string(id);
+    if (data == nullptr) {
+      throw argument_error(client + " has no dataset");
+    }
+    if (data->sample_size() != features) {
+      throw shape_error(client + "'s samples have " + std::to_string(data->sample_size()) +
+                        " values, expected " + std::to_string(features) + " features");
+    }
+    if (static_cast<Index>(data->labels.size()) != data->size()) {
+      throw shape_error(client + ": its dataset has " + std::to_string(data->size()) +
+                        " samples but " + std::to_string(data->labels.size()) + " labels");
+    }
+    for (const Index i : indices) {
+      if (i < 0 || i >= data->size()) {
+        throw argument_error(client + ": sample " + std::to_string(i) +
+                             " is outside its dataset of " + std::to_string(data->size()) +
+                             " samples");
+      }
+    }
+    return *data;
+  }
+
   /// The client's samples copied into a dataset of their own (in index order).
   [[nodiscard]] data::Dataset<T> materialize() const {
     data::Dataset<T> local = data::subset(*data, indices);

@@ -42,17 +42,16 @@
 #include <edgescale/core/tensor.hpp>
 #include <edgescale/data/dataset.hpp>
 #include <edgescale/fed/client.hpp>
+#include <edgescale/fed/detail/diagnostics.hpp>
 #include <edgescale/fed/random_features.hpp>
 
 #include <Eigen/Cholesky>
 
 #include <algorithm>
-#include <array>
 #include <cmath>
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
-#include <cstdio>
 #include <limits>
 #include <optional>
 #include <span>
@@ -79,41 +78,6 @@ inline void mirror_lower_triangle(Matrix<double>& a) {
       a.block(j0, i0, nj, ni) = a.block(i0, j0, ni, nj).transpose();
     }
   }
-}
-
-inline std::string ridge_shape(Index rows, Index cols) {
-  return std::to_string(rows) + "x" + std::to_string(cols);
-}
-
-inline std::string ridge_entry(const char* name, Index i, Index j) {
-  return std::string(name) + "(" + std::to_string(i) + ", " + std::to_string(j) + ")";
-}
-
-inline std::string ridge_number(double v) {
-  if (std::isnan(v)) {
-    return "NaN";
-  }
-  if (std::isinf(v)) {
-    return v > 0 ? "Inf" : "-Inf";
-  }
-  std::array<char, 32> buffer{};
-  const int written = std::snprintf(buffer.data(), buffer.size(), "%.17g", v);
-  return std::string(buffer.data(), static_cast<std::size_t>(std::max(written, 0)));
-}
-
-/// The first entry of m that is NaN or infinite, described ("A(3, 4) is NaN"); empty if none.
-inline std::string ridge_first_non_finite(const Matrix<double>& m, const char* name) {
-  if (m.allFinite()) {
-    return {};
-  }
-  for (Index j = 0; j < m.cols(); ++j) {
-    for (Index i = 0; i < m.rows(); ++i) {
-      if (!std::isfinite(m(i, j))) {
-        return ridge_entry(name, i, j) + " is " + ridge_number(m(i, j)) + ", not a finite number";
-      }
-    }
-  }
-  return {};
 }
 
 }  // namespace detail
@@ -270,10 +234,10 @@ struct RidgeStatistics {
     if (other.A.rows() != A.rows() || other.A.cols() != A.cols() || other.b.rows() != b.rows() ||
         other.b.cols() != b.cols()) {
       throw shape_error(std::string("ridge statistics: cannot ") + what + " statistics with A " +
-                        detail::ridge_shape(other.A.rows(), other.A.cols()) + " and b " +
-                        detail::ridge_shape(other.b.rows(), other.b.cols()) + " to A " +
-                        detail::ridge_shape(A.rows(), A.cols()) + " and b " +
-                        detail::ridge_shape(b.rows(), b.cols()));
+                        detail::shape_text(other.A.rows(), other.A.cols()) + " and b " +
+                        detail::shape_text(other.b.rows(), other.b.cols()) + " to A " +
+                        detail::shape_text(A.rows(), A.cols()) + " and b " +
+                        detail::shape_text(b.rows(), b.cols()));
     }
   }
 };
@@ -293,24 +257,23 @@ enum class RidgeUpdateKind { statistics, delta };
     RidgeUpdateKind kind = RidgeUpdateKind::statistics) {
   const Index D = features + 1;
   if (s.A.rows() != D || s.A.cols() != D || s.b.rows() != D || s.b.cols() != classes) {
-    return "shape: A is " + detail::ridge_shape(s.A.rows(), s.A.cols()) + " and b is " +
-           detail::ridge_shape(s.b.rows(), s.b.cols()) + ", expected A " +
-           detail::ridge_shape(D, D) + " and b " + detail::ridge_shape(D, classes) + " (" +
-           std::to_string(features) + " features + the bias, " + std::to_string(classes) +
-           " classes)";
+    return "shape: A is " + detail::shape_text(s.A.rows(), s.A.cols()) + " and b is " +
+           detail::shape_text(s.b.rows(), s.b.cols()) + ", expected A " + detail::shape_text(D, D) +
+           " and b " + detail::shape_text(D, classes) + " (" + std::to_string(features) +
+           " features + the bias, " + std::to_string(classes) + " classes)";
   }
-  if (std::string bad = detail::ridge_first_non_finite(s.A, "A"); !bad.empty()) {
+  if (std::string bad = detail::first_non_finite(s.A, "A"); !bad.empty()) {
     return bad;
   }
-  if (std::string bad = detail::ridge_first_non_finite(s.b, "b"); !bad.empty()) {
+  if (std::string bad = detail::first_non_finite(s.b, "b"); !bad.empty()) {
     return bad;
   }
   for (Index j = 0; j < D; ++j) {
     for (Index i = j + 1; i < D; ++i) {
       if (s.A(i, j) != s.A(j, i)) {
-        return "A is not symmetric: " + detail::ridge_entry("A", i, j) + " = " +
-               detail::ridge_number(s.A(i, j)) + " but " + detail::ridge_entry("A", j, i) + " = " +
-               detail::ridge_number(s.A(j, i));
+        return "A is not symmetric: " + detail::entry_text("A", i, j) + " = " +
+               detail::number_text(s.A(i, j)) + " but " + detail::entry_text("A", j, i) + " = " +
+               detail::number_text(s.A(j, i));
       }
     }
   }
@@ -321,20 +284,20 @@ enum class RidgeUpdateKind { statistics, delta };
   }
   const Index bias = D - 1;
   if (s.A(bias, bias) != n) {
-    return "count: the bias entry " + detail::ridge_entry("A", bias, bias) + " = Σ 1 is " +
-           detail::ridge_number(s.A(bias, bias)) + " but n = " + std::to_string(s.n);
+    return "count: the bias entry " + detail::entry_text("A", bias, bias) + " = Σ 1 is " +
+           detail::number_text(s.A(bias, bias)) + " but n = " + std::to_string(s.n);
   }
   double counted = 0.0;
   for (Index c = 0; c < classes; ++c) {
     const double count = s.b(bias, c);
     if (count != std::round(count) || (statistics && count < 0)) {
-      return "count: " + detail::ridge_entry("b", bias, c) + " = " + detail::ridge_number(count) +
+      return "count: " + detail::entry_text("b", bias, c) + " = " + detail::number_text(count) +
              " is not a sample count of class " + std::to_string(c);
     }
     counted += count;
   }
   if (counted != n) {
-    return "count: b's bias row counts " + detail::ridge_number(counted) +
+    return "count: b's bias row counts " + detail::number_text(counted) +
            " samples but n = " + std::to_string(s.n);
   }
   if (!statistics) {
@@ -342,14 +305,14 @@ enum class RidgeUpdateKind { statistics, delta };
   }
   for (Index j = 0; j < features; ++j) {
     if (s.A(j, j) < 0) {
-      return detail::ridge_entry("A", j, j) + " = " + detail::ridge_number(s.A(j, j)) +
+      return detail::entry_text("A", j, j) + " = " + detail::number_text(s.A(j, j)) +
              " is negative, not a sum of squares";
     }
     const double row_sum = s.b.row(j).sum();
     if (std::abs(row_sum - s.A(bias, j)) > 1e-5 * std::sqrt(n * s.A(j, j))) {
-      return "A's bias row does not match b: " + detail::ridge_entry("A", bias, j) + " = " +
-             detail::ridge_number(s.A(bias, j)) + " but row " + std::to_string(j) +
-             " of b sums to " + detail::ridge_number(row_sum);
+      return "A's bias row does not match b: " + detail::entry_text("A", bias, j) + " = " +
+             detail::number_text(s.A(bias, j)) + " but row " + std::to_string(j) +
+             " of b sums to " + detail::number_text(row_sum);
     }
   }
   return {};
@@ -364,11 +327,11 @@ enum class RidgeUpdateKind { statistics, delta };
                                                 double lambda = 0.01) {
   if (!(lambda >= 0.0) || !std::isfinite(lambda)) {
     throw argument_error("ridge solve: lambda must be finite and >= 0, got " +
-                         detail::ridge_number(lambda));
+                         detail::number_text(lambda));
   }
   if (A.rows() != A.cols() || b.rows() != A.rows()) {
-    throw shape_error("ridge solve: A is " + detail::ridge_shape(A.rows(), A.cols()) +
-                      " and b is " + detail::ridge_shape(b.rows(), b.cols()) +
+    throw shape_error("ridge solve: A is " + detail::shape_text(A.rows(), A.cols()) + " and b is " +
+                      detail::shape_text(b.rows(), b.cols()) +
                       ", expected a square A with as many rows as b");
   }
   Matrix<double> M = A;
@@ -382,7 +345,7 @@ enum class RidgeUpdateKind { statistics, delta };
          static_cast<double>(M.rows()) * std::numeric_limits<double>::epsilon() * largest;
   }
   if (!ok) {
-    throw argument_error("ridge solve: A + lambda I (lambda = " + detail::ridge_number(lambda) +
+    throw argument_error("ridge solve: A + lambda I (lambda = " + detail::number_text(lambda) +
                          ") is not positive definite: the statistics are rank-deficient or "
                          "corrupt; use lambda > 0");
   }
@@ -476,7 +439,7 @@ template <std::floating_point T>
                                                  double temperature = 0.1) {
   if (!(temperature > 0.0) || !std::isfinite(temperature)) {
     throw argument_error("classifier from ridge: the temperature must be positive, got " +
-                         detail::ridge_number(temperature));
+                         detail::number_text(temperature));
   }
   if (W.rows() < 2) {
     throw argument_error("classifier from ridge: W has " + std::to_string(W.rows()) +
@@ -528,7 +491,7 @@ class Fed3r {
     }
     if (!(options.lambda >= 0.0) || !std::isfinite(options.lambda)) {
       throw argument_error("fed3r: lambda must be finite and >= 0, got " +
-                           detail::ridge_number(options.lambda));
+                           detail::number_text(options.lambda));
     }
     if (options.random_features) {
       random_features_.emplace(features, *options.random_features);
@@ -544,7 +507,7 @@ class Fed3r {
   /// samples of the wrong size or labels outside [0, classes).
   [[nodiscard]] RidgeStatistics client_update(worker_type& worker, const ClientData<T>& client,
                                               Stateless& /*state*/, Rng& /*rng*/) const {
-    const data::Dataset<T>& pool = require_data(client);
+    const data::Dataset<T>& pool = client.checked_data(input_features_, "fed3r");
     RidgeStatistics s(ridge_features(), classes_);
     const Index m = client.size();
     for (Index begin = 0; begin < m; begin += batch_columns) {
@@ -553,13 +516,6 @@ class Fed3r {
       worker.labels.resize(static_cast<std::size_t>(k));
       for (Index j = 0; j < k; ++j) {
         const Index i = client.indices[static_cast<std::size_t>(begin + j)];
-        if (i < 0 || i >= pool.size() ||
-            pool.labels.size() != static_cast<std::size_t>(pool.size())) {
-          throw argument_error("fed3r: client " + std::to_string(client.id) + ": sample " +
-                               std::to_string(i) + " is outside its dataset of " +
-                               std::to_string(pool.size()) +
-                               " samples (or the labels are missing)");
-        }
         x.col(j) = pool.features.col(i);
         worker.labels[static_cast<std::size_t>(j)] = pool.labels[static_cast<std::size_t>(i)];
       }
@@ -611,14 +567,7 @@ class Fed3r {
   /// hold them), solving for W first if the statistics changed. Ties go to the lower class.
   /// Throws shape_error for samples of another size, argument_error for an empty test set.
   [[nodiscard]] double evaluate(const data::Dataset<T>& test) {
-    data::validate(test);
-    if (test.sample_size() != input_features_) {
-      throw shape_error("fed3r: test set samples have " + std::to_string(test.sample_size()) +
-                        " values, the clients' have " + std::to_string(input_features_));
-    }
-    if (test.size() == 0) {
-      throw argument_error("fed3r: the test set is empty");
-    }
+    detail::require_test_set(test, input_features_, "fed3r");
     const Matrix<double>& W = weights();
     const Index d = ridge_features();
     Workspace<T> mapped;
@@ -667,18 +616,6 @@ class Fed3r {
   [[nodiscard]] Index classes() const { return classes_; }
 
  private:
-  const data::Dataset<T>& require_data(const ClientData<T>& client) const {
-    if (client.data == nullptr) {
-      throw argument_error("fed3r: client " + std::to_string(client.id) + " has no dataset");
-    }
-    if (client.data->sample_size() != input_features_) {
-      throw shape_error("fed3r: client " + std::to_string(client.id) + "'s samples have " +
-                        std::to_string(client.data->sample_size()) + " values, expected " +
-                        std::to_string(input_features_) + " features");
-    }
-    return *client.data;
-  }
-
   Fed3rOptions options_;
   Index input_features_;
   Index classes_;

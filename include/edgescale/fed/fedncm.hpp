@@ -24,8 +24,8 @@
 #include <edgescale/core/tensor.hpp>
 #include <edgescale/data/dataset.hpp>
 #include <edgescale/fed/client.hpp>
+#include <edgescale/fed/detail/diagnostics.hpp>
 
-#include <cmath>
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
@@ -59,15 +59,8 @@ struct NcmStatistics {
            " counts, expected " + std::to_string(features) + "x" + std::to_string(classes) +
            " with " + std::to_string(classes) + " counts";
   }
-  if (!s.sums.allFinite()) {
-    for (Index c = 0; c < classes; ++c) {
-      for (Index j = 0; j < features; ++j) {
-        if (!std::isfinite(s.sums(j, c))) {
-          return std::string("sums(") + std::to_string(j) + ", " + std::to_string(c) + ") is " +
-                 (std::isnan(s.sums(j, c)) ? "NaN" : "Inf") + ", not a finite number";
-        }
-      }
-    }
+  if (std::string bad = detail::first_non_finite(s.sums, "sums"); !bad.empty()) {
+    return bad;
   }
   for (Index c = 0; c < classes; ++c) {
     const Index count = s.counts[static_cast<std::size_t>(c)];
@@ -107,22 +100,9 @@ class FedNcm {
   /// outside [0, classes).
   [[nodiscard]] NcmStatistics client_update(worker_type& /*worker*/, const ClientData<T>& client,
                                             Stateless& /*state*/, Rng& /*rng*/) const {
-    if (client.data == nullptr) {
-      throw argument_error("fedncm: client " + std::to_string(client.id) + " has no dataset");
-    }
-    const data::Dataset<T>& pool = *client.data;
-    if (pool.sample_size() != features_) {
-      throw shape_error("fedncm: client " + std::to_string(client.id) + "'s samples have " +
-                        std::to_string(pool.sample_size()) + " values, expected " +
-                        std::to_string(features_) + " features");
-    }
+    const data::Dataset<T>& pool = client.checked_data(features_, "fedncm");
     NcmStatistics s(features_, classes_);
     for (const Index i : client.indices) {
-      if (i < 0 || i >= pool.size() || static_cast<Index>(pool.labels.size()) <= i) {
-        throw argument_error("fedncm: client " + std::to_string(client.id) + ": sample " +
-                             std::to_string(i) + " is outside its dataset of " +
-                             std::to_string(pool.size()) + " samples");
-      }
       const std::int32_t y = pool.labels[static_cast<std::size_t>(i)];
       if (y < 0 || y >= classes_) {
         throw shape_error("fedncm: client " + std::to_string(client.id) + ": label " +
@@ -193,14 +173,7 @@ class FedNcm {
   /// `test`, over the classes some client has samples of; ties go to the lower class. Throws
   /// shape_error for samples of another size, argument_error for an empty test set.
   [[nodiscard]] double evaluate(const data::Dataset<T>& test) {
-    data::validate(test);
-    if (test.sample_size() != features_) {
-      throw shape_error("fedncm: test set samples have " + std::to_string(test.sample_size()) +
-                        " values, the clients' have " + std::to_string(features_));
-    }
-    if (test.size() == 0) {
-      throw argument_error("fedncm: the test set is empty");
-    }
+    detail::require_test_set(test, features_, "fedncm");
     const Matrix<double>& h = head();
     Vector<double> scores(classes_);
     Index correct = 0;

@@ -392,8 +392,7 @@ int run(const Options& o) {
         // The public extractor with a fresh head, as the paper fine-tunes a pre-trained backbone:
         // every tensor but the last layer's comes from the public network.
         const ParameterSet<float> pre(*f.public_net);
-        const std::string last = pre.layout().tensors().back().name;
-        const std::string head = last.substr(0, last.find('.') + 1);
+        const std::string head = head_prefix(*f.public_net);
         for_each_tensor(initial, [&](std::string_view name, auto& p) {
           if (!name.starts_with(head)) {
             p.value = pre.tensor(name);

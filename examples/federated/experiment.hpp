@@ -33,7 +33,6 @@ struct GradientSettings {
 
 struct Outcome {
   std::vector<fed::RoundReport> history;
-  std::size_t model_bytes = 0;  ///< bytes of the values a round moves one way per client
 };
 
 /// How FED3R, FED3R-RF or FedNCM runs: one pass over the clients (cyclic sampling) unless

@@ -35,7 +35,6 @@ Outcome simulate(Strategy& strategy, const GradientSettings& s, const data::Data
                  const data::Dataset<float>& test, const fed::Partition& clients) {
   fed::Simulation sim(strategy, pool, clients, s.simulation);
   Outcome out;
-  out.model_bytes = strategy.bytes_down();
   if (s.quiet) {
     out.history = sim.run(s.rounds, test);
   } else {

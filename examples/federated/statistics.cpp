@@ -21,7 +21,6 @@ Outcome one_pass(Strategy& strategy, const StatisticsSettings& s, const data::Da
   options.sampling = fed::Sampling::cyclic;
   fed::Simulation sim(strategy, pool, clients, options);
   Outcome out;
-  out.model_bytes = strategy.bytes_down();
   const int r = s.rounds > 0 ? s.rounds : sim.rounds_per_pass();
   out.history = sim.run(r, test, [&](const fed::RoundReport& report) {
     if (!s.quiet) {

@@ -16,6 +16,7 @@
 
 #include <Eigen/QR>
 
+#include "gaussian_classes.hpp"
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -38,31 +39,16 @@ namespace {
 
 constexpr std::uint64_t seed = 31;
 
-/// n samples of d features in C Gaussian classes: class c's mean is a function of (d, C) only,
-/// so a training and a test set drawn apart share it; a common offset keeps the bias column far
-/// from orthogonal to the features.
+/// n samples of d features in C Gaussian classes (tests/fed/gaussian_classes.hpp); a common
+/// offset keeps the bias column far from orthogonal to the features.
 data::Dataset<double> gaussian_classes(Index n, Index d, Index C, Rng& rng) {
-  Rng means_rng = make_stream(static_cast<std::uint64_t>(d * 1000 + C), "class means");
-  Matrix<double> means(d, C);
-  for (Index c = 0; c < C; ++c) {
-    for (Index j = 0; j < d; ++j) {
-      means(j, c) = standard_normal(means_rng);
-    }
-  }
-  data::Dataset<double> pool;
-  pool.name = "gaussian classes";
-  pool.classes = C;
-  pool.sample_shape = {1, 1, d};
-  pool.features.resize(d, n);
-  pool.labels.resize(static_cast<std::size_t>(n));
-  for (Index i = 0; i < n; ++i) {
-    const auto y = static_cast<std::int32_t>(uniform_index(rng, static_cast<std::uint64_t>(C)));
-    pool.labels[static_cast<std::size_t>(i)] = y;
-    for (Index j = 0; j < d; ++j) {
-      pool.features(j, i) = 2.0 + means(j, y) + 0.7 * standard_normal(rng);
-    }
-  }
-  return pool;
+  return test::gaussian_classes(n,
+                                {.features = d,
+                                 .classes = C,
+                                 .offset = 2.0,
+                                 .noise = 0.7,
+                                 .means_key = static_cast<std::uint64_t>(d * 1000 + C)},
+                                rng);
 }
 
 /// IID: a shuffled order cut into K nearly equal parts.

@@ -6,6 +6,7 @@
 #include <edgescale/fed/concepts.hpp>
 #include <edgescale/fed/fedncm.hpp>
 
+#include "gaussian_classes.hpp"
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -23,28 +24,17 @@ static_assert(fed::Strategy<fed::FedNcm<double>>);
 namespace {
 
 /// n samples in the first `present` of C classes (the others never occur), Gaussian around
-/// class means shared by every call with the same (d, C).
+/// class means shared by every call with the same (d, C) (tests/fed/gaussian_classes.hpp).
 data::Dataset<double> ncm_data(Index n, Index d, Index C, Index present, Rng& rng) {
-  Rng means_rng = make_stream(static_cast<std::uint64_t>(d * 100 + C), "ncm means");
-  Matrix<double> means(d, C);
-  for (Index i = 0; i < means.size(); ++i) {
-    means.data()[i] = standard_normal(means_rng);
-  }
-  data::Dataset<double> pool;
-  pool.name = "ncm";
-  pool.classes = C;
-  pool.sample_shape = {1, 1, d};
-  pool.features.resize(d, n);
-  pool.labels.resize(static_cast<std::size_t>(n));
-  for (Index i = 0; i < n; ++i) {
-    const auto y =
-        static_cast<std::int32_t>(uniform_index(rng, static_cast<std::uint64_t>(present)));
-    pool.labels[static_cast<std::size_t>(i)] = y;
-    for (Index j = 0; j < d; ++j) {
-      pool.features(j, i) = means(j, y) + 0.8 * standard_normal(rng);
-    }
-  }
-  return pool;
+  return test::gaussian_classes(n,
+                                {.features = d,
+                                 .classes = C,
+                                 .present = present,
+                                 .noise = 0.8,
+                                 .means_key = static_cast<std::uint64_t>(d * 100 + C),
+                                 .means_stream = "ncm means",
+                                 .name = "ncm"},
+                                rng);
 }
 
 }  // namespace

@@ -13,8 +13,8 @@
 #      as errors, never run (this CPU may lack them):
 #        x86-64-v4 (AVX-512): tests (of fed, its kernels' file only)       build/isa-x86-64-v4
 #        x86-64-v2 (SSE4.2):  every header alone + the train example       build/isa-x86-64-v2
-#      (about 4 and 1.5 minutes on two cores with a cold ccache; the whole run about 19.5: 1170 s
-#      measured on a fresh clone, 2026-12-02, g++ 305 + 18, clang ASan 487 + 30, v4 256, v2 74)
+#      (about 4 and 1.5 minutes on two cores with a cold ccache; the whole run about 19.5: 1182 s
+#      measured on a fresh clone, 2026-12-02, g++ 266 + 19, clang ASan 521 + 31, v4 262, v2 83)
 # Debug info is line tables only (-g1): enough for sanitizer reports and backtraces, and a good
 # part less compile time than -g.
 # The instruction sets are named (-march=x86-64-v3, never native), so a ccache shared between

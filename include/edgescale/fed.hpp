@@ -14,5 +14,7 @@
 #include <edgescale/fed/fedopt.hpp>
 #include <edgescale/fed/partition.hpp>
 #include <edgescale/fed/random_features.hpp>
+#include <edgescale/fed/reduce.hpp>
 #include <edgescale/fed/scaffold.hpp>
 #include <edgescale/fed/simulate.hpp>
+#include <edgescale/fed/transport.hpp>

@@ -44,6 +44,7 @@
 #include <edgescale/fed/client.hpp>
 #include <edgescale/fed/detail/diagnostics.hpp>
 #include <edgescale/fed/random_features.hpp>
+#include <edgescale/fed/reduce.hpp>
 
 #include <Eigen/Cholesky>
 
@@ -229,7 +230,7 @@ struct RidgeStatistics {
     return s;
   }
 
- private:
+  /// Throws shape_error (naming `what`: "add", "subtract") unless `other` has this D and C.
   void require_same_shape(const RidgeStatistics& other, const char* what) const {
     if (other.A.rows() != A.rows() || other.A.cols() != A.cols() || other.b.rows() != b.rows() ||
         other.b.cols() != b.cols()) {
@@ -540,18 +541,60 @@ class Fed3r {
     return ridge_statistics_problem(u, ridge_features(), classes_, RidgeUpdateKind::statistics);
   }
 
-  /// Adds the received statistics (or deltas, for recursive statistics) to the running sums, in
-  /// the order given; W is re-solved when next needed. Throws shape_error for a wrong shape.
-  void server_update(std::span<const Received<RidgeStatistics>> received,
-                     const RoundInfo& /*info*/) {
+  /// Adds the received statistics (or deltas, for recursive statistics) to the running sums in
+  /// fed/reduce.hpp's fixed order (the same bits on any number of ranks); W is re-solved when
+  /// next needed. Throws shape_error for a wrong shape.
+  void server_update(std::span<const Received<RidgeStatistics>> received, const RoundInfo& info) {
     for (const Received<RidgeStatistics>& r : received) {
-      if (r.update == nullptr) {
-        throw argument_error("fed3r: the update of client " + std::to_string(r.client) +
-                             " is missing");
+      if (r.update != nullptr) {
+        statistics_.require_same_shape(*r.update, "add");
       }
-      statistics_ += *r.update;
-      solved_ = false;
     }
+    apply(reduce_received(*this, received, info.clients), info);
+  }
+
+  /// Values of the round's sum (fed::Reducible): A's lower triangle column by column, b, n.
+  [[nodiscard]] Index reduction_size() const {
+    return RidgeStatistics::packed_size(ridge_features(), classes_) + 1;
+  }
+  /// Adds one client's statistics to `sum` (A packed: the symmetric half is never sent).
+  void accumulate(std::span<double> sum, const RidgeStatistics& u, Index /*samples*/) const {
+    require_reduction_size(sum.size(), reduction_size(), "fed3r");
+    statistics_.require_same_shape(u, "add");
+    const Index D = u.dim();
+    std::size_t k = 0;
+    for (Index j = 0; j < D; ++j) {
+      const double* column = u.A.col(j).data();
+      for (Index i = j; i < D; ++i) {
+        sum[k++] += column[i];
+      }
+    }
+    const double* b = u.b.data();
+    for (Index i = 0; i < u.b.size(); ++i) {
+      sum[k++] += b[i];
+    }
+    sum[k] += static_cast<double>(u.n);
+  }
+  /// Adds a round's sum to the running statistics.
+  void apply(std::span<const double> sum, const RoundInfo& /*info*/) {
+    require_reduction_size(sum.size(), reduction_size(), "fed3r");
+    const Index D = statistics_.dim();
+    std::size_t k = 0;
+    for (Index j = 0; j < D; ++j) {
+      for (Index i = j; i < D; ++i) {
+        statistics_.A(i, j) += sum[k];
+        if (i != j) {
+          statistics_.A(j, i) += sum[k];
+        }
+        ++k;
+      }
+    }
+    double* b = statistics_.b.data();
+    for (Index i = 0; i < statistics_.b.size(); ++i) {
+      b[i] += sum[k++];
+    }
+    statistics_.n += static_cast<Index>(sum[k]);
+    solved_ = false;
   }
 
   /// Bytes of one client's statistics on the wire (see the top of this file).

@@ -24,9 +24,11 @@
 #include <edgescale/fed/client.hpp>
 #include <edgescale/fed/concepts.hpp>
 #include <edgescale/fed/detail/global_model.hpp>
+#include <edgescale/fed/reduce.hpp>
 #include <edgescale/nn/concepts.hpp>
 #include <edgescale/nn/loss.hpp>
 
+#include <concepts>
 #include <cstddef>
 #include <optional>
 #include <span>
@@ -46,6 +48,8 @@ class FedAvg : public detail::ModelStrategy<Net, Loss> {
   using scalar_type = typename Net::scalar_type;
   using T = scalar_type;
   using update_type = ParameterSet<T>;  ///< Δ_k = y_k − x, in the global layout
+  /// With the weighted mean the strategy is fed::Reducible (it runs over any transport).
+  static constexpr bool weighted = std::same_as<Agg, WeightedMean>;
   using client_state = Stateless;
   struct options {
     LocalTraining local{};
@@ -91,22 +95,32 @@ class FedAvg : public detail::ModelStrategy<Net, Loss> {
     return global_.check(u, "the update");
   }
 
-  void server_update(std::span<const Received<update_type>> received, const RoundInfo& /*info*/) {
-    const std::optional<ParameterSet<T>> combined = global_.combine(o_.aggregator, received);
-    if (!combined) {
-      return;  // nobody with data reported: the model stays
-    }
-    const ParameterSet<T>& mean = *combined;
-    ParameterSet<T>& x = global_.x();
-    const T lr = static_cast<T>(o_.server_learning_rate);
-    if (o_.server_momentum > 0) {
-      if (velocity_.size() == 0) {
-        velocity_ = x.zeros_like();
-      }
-      velocity_.values() = static_cast<T>(o_.server_momentum) * velocity_.values() - mean.values();
-      x.values().noalias() -= lr * velocity_.values();
+  /// The server step from the round's updates: with the weighted mean, their reduction in
+  /// fed/reduce.hpp's fixed order (the same bits on any number of ranks); with another
+  /// aggregator, its combination of the updates of clients that hold data.
+  void server_update(std::span<const Received<update_type>> received, const RoundInfo& info) {
+    if constexpr (weighted) {
+      apply(reduce_received(*this, received, info.clients), info);
     } else {
-      x.values().noalias() += lr * mean.values();
+      if (const std::optional<ParameterSet<T>> combined =
+              global_.combine(o_.aggregator, received)) {
+        step(combined->values());
+      }
+    }
+  }
+
+  /// Values of the round's sum (fed::Reducible, with the weighted mean only): Σ n_k Δ_k, Σ n_k.
+  [[nodiscard]] Index reduction_size() const requires weighted {
+    return global_.weighted_reduction_size();
+  }
+  void accumulate(std::span<double> sum, const update_type& u,
+                  Index samples) const requires weighted {
+    global_.accumulate_weighted(sum, u, samples, "FedAvg");
+  }
+  /// x += η_g · mean (FedAvgM: through the velocity); no step when no client with data reported.
+  void apply(std::span<const double> sum, const RoundInfo& /*info*/) requires weighted {
+    if (const std::optional<Vector<T>> mean = global_.weighted_mean_of(sum, "FedAvg")) {
+      step(*mean);
     }
   }
 
@@ -118,6 +132,20 @@ class FedAvg : public detail::ModelStrategy<Net, Loss> {
   [[nodiscard]] const options& settings() const { return o_; }
 
  private:
+  void step(const Vector<T>& mean) {
+    ParameterSet<T>& x = global_.x();
+    const T lr = static_cast<T>(o_.server_learning_rate);
+    if (o_.server_momentum > 0) {
+      if (velocity_.size() == 0) {
+        velocity_ = x.zeros_like();
+      }
+      velocity_.values() = static_cast<T>(o_.server_momentum) * velocity_.values() - mean;
+      x.values().noalias() -= lr * velocity_.values();
+    } else {
+      x.values().noalias() += lr * mean;
+    }
+  }
+
   options o_;
   ParameterSet<T> velocity_;
 };

@@ -25,6 +25,7 @@
 #include <edgescale/data/dataset.hpp>
 #include <edgescale/fed/client.hpp>
 #include <edgescale/fed/detail/diagnostics.hpp>
+#include <edgescale/fed/reduce.hpp>
 
 #include <concepts>
 #include <cstddef>
@@ -120,25 +121,42 @@ class FedNcm {
     return ncm_statistics_problem(u, features_, classes_);
   }
 
-  /// Adds the received sums and counts, in the order given. Throws shape_error for a wrong shape.
-  void server_update(std::span<const Received<NcmStatistics>> received, const RoundInfo& /*info*/) {
+  /// Adds the received sums and counts (fed/reduce.hpp's fixed order: the same bits on any
+  /// number of ranks). Throws shape_error for a wrong shape.
+  void server_update(std::span<const Received<NcmStatistics>> received, const RoundInfo& info) {
     for (const Received<NcmStatistics>& r : received) {
-      if (r.update == nullptr) {
-        throw argument_error("fedncm: the update of client " + std::to_string(r.client) +
-                             " is missing");
-      }
-      const NcmStatistics& u = *r.update;
-      if (u.sums.rows() != features_ || u.sums.cols() != classes_ ||
-          static_cast<Index>(u.counts.size()) != classes_) {
+      if (r.update != nullptr &&
+          (r.update->sums.rows() != features_ || r.update->sums.cols() != classes_ ||
+           static_cast<Index>(r.update->counts.size()) != classes_)) {
         throw shape_error("fedncm: the update of client " + std::to_string(r.client) +
                           " has the wrong shape");
       }
-      statistics_.sums += u.sums;
-      for (std::size_t c = 0; c < u.counts.size(); ++c) {
-        statistics_.counts[c] += u.counts[c];
-      }
-      fresh_ = false;
     }
+    apply(reduce_received(*this, received, info.clients), info);
+  }
+
+  /// Values of the round's sum (fed::Reducible): d·C sums, then C counts.
+  [[nodiscard]] Index reduction_size() const { return features_ * classes_ + classes_; }
+  /// Adds one client's sums and counts to `sum`.
+  void accumulate(std::span<double> sum, const NcmStatistics& u, Index /*samples*/) const {
+    require_reduction_size(sum.size(), reduction_size(), "fedncm");
+    const Index dc = features_ * classes_;
+    Eigen::Map<Vector<double>>(sum.data(), dc) += u.sums.reshaped();
+    for (Index c = 0; c < classes_; ++c) {
+      sum[static_cast<std::size_t>(dc + c)] +=
+          static_cast<double>(u.counts[static_cast<std::size_t>(c)]);
+    }
+  }
+  /// Adds a round's sum to the global statistics.
+  void apply(std::span<const double> sum, const RoundInfo& /*info*/) {
+    require_reduction_size(sum.size(), reduction_size(), "fedncm");
+    const Index dc = features_ * classes_;
+    statistics_.sums.reshaped() += Eigen::Map<const Vector<double>>(sum.data(), dc);
+    for (Index c = 0; c < classes_; ++c) {
+      statistics_.counts[static_cast<std::size_t>(c)] +=
+          static_cast<Index>(sum[static_cast<std::size_t>(dc + c)]);
+    }
+    fresh_ = false;
   }
 
   /// d·C sums and C counts, 8 bytes each.

@@ -25,10 +25,12 @@
 #include <edgescale/fed/client.hpp>
 #include <edgescale/fed/concepts.hpp>
 #include <edgescale/fed/detail/global_model.hpp>
+#include <edgescale/fed/reduce.hpp>
 #include <edgescale/nn/concepts.hpp>
 #include <edgescale/nn/loss.hpp>
 
 #include <cmath>
+#include <concepts>
 #include <cstddef>
 #include <optional>
 #include <span>
@@ -78,6 +80,8 @@ class FedOpt : public detail::ModelStrategy<Net, Loss> {
   using scalar_type = typename Net::scalar_type;
   using T = scalar_type;
   using update_type = ParameterSet<T>;
+  /// With the weighted mean the strategy is fed::Reducible (it runs over any transport).
+  static constexpr bool weighted = std::same_as<Agg, WeightedMean>;
   using client_state = Stateless;
   struct options {
     LocalTraining local{};
@@ -114,12 +118,43 @@ class FedOpt : public detail::ModelStrategy<Net, Loss> {
     return global_.check(u, "the update");
   }
 
-  void server_update(std::span<const Received<update_type>> received, const RoundInfo& /*info*/) {
-    const std::optional<ParameterSet<T>> combined = global_.combine(o_.aggregator, received);
-    if (!combined) {
-      return;  // nobody with data reported: no step, and the moments stay
+  /// The server step from the round's updates: with the weighted mean, their reduction in
+  /// fed/reduce.hpp's fixed order (the same bits on any number of ranks); with another
+  /// aggregator, its combination of the updates of clients that hold data.
+  void server_update(std::span<const Received<update_type>> received, const RoundInfo& info) {
+    if constexpr (weighted) {
+      apply(reduce_received(*this, received, info.clients), info);
+    } else {
+      if (const std::optional<ParameterSet<T>> combined =
+              global_.combine(o_.aggregator, received)) {
+        step(combined->values());
+      }
     }
-    const Vector<T>& delta = combined->values();
+  }
+
+  /// Values of the round's sum (fed::Reducible, with the weighted mean only): Σ n_k Δ_k, Σ n_k.
+  [[nodiscard]] Index reduction_size() const requires weighted {
+    return global_.weighted_reduction_size();
+  }
+  void accumulate(std::span<double> sum, const update_type& u,
+                  Index samples) const requires weighted {
+    global_.accumulate_weighted(sum, u, samples, "FedOpt");
+  }
+  /// One server-optimizer step on the mean delta; none (and the moments stay) when no client
+  /// with data reported.
+  void apply(std::span<const double> sum, const RoundInfo& /*info*/) requires weighted {
+    if (const std::optional<Vector<T>> mean = global_.weighted_mean_of(sum, "FedOpt")) {
+      step(*mean);
+    }
+  }
+
+  [[nodiscard]] std::size_t bytes_up(const update_type& /*u*/) const {
+    return global_.trained_bytes();
+  }
+  [[nodiscard]] std::size_t bytes_down() const { return global_.trained_bytes(); }
+
+ private:
+  void step(const Vector<T>& delta) {
     ++t_;
     m_ = static_cast<T>(o_.beta1) * m_ + static_cast<T>(1 - o_.beta1) * delta;
     const Vector<T> d2 = delta.array().square().matrix();
@@ -137,12 +172,6 @@ class FedOpt : public detail::ModelStrategy<Net, Loss> {
         ((v_.array() / static_cast<T>(vc)).sqrt() + static_cast<T>(o_.tau));
   }
 
-  [[nodiscard]] std::size_t bytes_up(const update_type& /*u*/) const {
-    return global_.trained_bytes();
-  }
-  [[nodiscard]] std::size_t bytes_down() const { return global_.trained_bytes(); }
-
- private:
   options o_;
   Vector<T> m_;
   Vector<T> v_;

@@ -21,6 +21,7 @@
 #include <edgescale/fed/client.hpp>
 #include <edgescale/fed/concepts.hpp>
 #include <edgescale/fed/detail/global_model.hpp>
+#include <edgescale/fed/reduce.hpp>
 #include <edgescale/nn/concepts.hpp>
 #include <edgescale/nn/loss.hpp>
 
@@ -102,19 +103,39 @@ class Scaffold : public detail::ModelStrategy<Net, Loss> {
     return reason;
   }
 
+  /// x += η_g · mean Δy over the received clients, c += Σ Δc / N (option II), from their
+  /// reduction in fed/reduce.hpp's fixed order (the same bits on any number of ranks).
   void server_update(std::span<const Received<update_type>> received, const RoundInfo& info) {
-    if (received.empty()) {
+    apply(reduce_received(*this, received, info.clients), info);
+  }
+
+  /// Values of the round's sum (fed::Reducible): Σ Δy, Σ Δc, the count of clients.
+  [[nodiscard]] Index reduction_size() const { return 2 * c_.size() + 1; }
+  void accumulate(std::span<double> sum, const update_type& u, Index /*samples*/) const {
+    require_reduction_size(sum.size(), reduction_size(), "Scaffold");
+    const Index n = c_.size();
+    if (u.delta_y.size() != n || u.delta_c.size() != n) {
+      throw shape_error("Scaffold: an update of " + std::to_string(u.delta_y.size()) + " and " +
+                        std::to_string(u.delta_c.size()) + " values, the model " +
+                        std::to_string(n));
+    }
+    Eigen::Map<Vector<double>>(sum.data(), n) += u.delta_y.values().template cast<double>();
+    Eigen::Map<Vector<double>>(sum.data() + n, n) += u.delta_c.values().template cast<double>();
+    sum[static_cast<std::size_t>(2 * n)] += 1;
+  }
+  void apply(std::span<const double> sum, const RoundInfo& info) {
+    require_reduction_size(sum.size(), reduction_size(), "Scaffold");
+    const Index n = c_.size();
+    const double count = sum[static_cast<std::size_t>(2 * n)];
+    if (!(count > 0)) {
       return;
     }
-    Vector<T> sum_y = Vector<T>::Zero(c_.size());
-    Vector<T> sum_c = Vector<T>::Zero(c_.size());
-    for (const Received<update_type>& r : received) {
-      sum_y += r.update->delta_y.values();
-      sum_c += r.update->delta_c.values();
-    }
-    const auto s = static_cast<double>(received.size());
-    global_.x().values() += static_cast<T>(o_.server_learning_rate / s) * sum_y;
-    c_.values() += static_cast<T>(1.0 / static_cast<double>(info.clients)) * sum_c;
+    global_.x().values() +=
+        (o_.server_learning_rate / count * Eigen::Map<const Vector<double>>(sum.data(), n))
+            .template cast<T>();
+    c_.values() +=
+        (Eigen::Map<const Vector<double>>(sum.data() + n, n) / static_cast<double>(info.clients))
+            .template cast<T>();
   }
 
   [[nodiscard]] std::size_t bytes_up(const update_type& /*u*/) const {

@@ -17,6 +17,15 @@
 // bit-identical for any thread count. Client data stay index sets until a client runs; client
 // state is kept only for stateful strategies and only for clients that have taken part, so
 // 10 000 clients cost their indices and nothing else.
+//
+// Over several processes (a fed::Transport, e.g. mpi::Transport; fed/transport.hpp) every rank
+// builds the same simulation: the same strategy, pool, partition and options. Every rank draws the
+// same sampling and dropouts; each runs the sampled clients it owns (fed::client_owner, a rule that
+// does not depend on the rank count, so a client's state stays on one rank); the ranks exchange the
+// round's outcomes (rejections, bytes), reduce the accepted updates (fed/reduce.hpp: the fixed
+// tree, so the result is bit-identical for any rank count and equal to one process) and every
+// rank applies the sum, so the server state is the same everywhere without being sent. Rank 0
+// evaluates and broadcasts the accuracy. Only fed::Reducible strategies run on more than one rank.
 #pragma once
 
 #include <edgescale/core/error.hpp>
@@ -24,6 +33,8 @@
 #include <edgescale/data/dataset.hpp>
 #include <edgescale/fed/client.hpp>
 #include <edgescale/fed/concepts.hpp>
+#include <edgescale/fed/reduce.hpp>
+#include <edgescale/fed/transport.hpp>
 
 #include <algorithm>
 #include <atomic>
@@ -31,6 +42,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <exception>
 #include <limits>
 #include <optional>
@@ -78,23 +90,88 @@ struct RoundReport {
   std::size_t bytes_down = 0;      ///< this round: the broadcast to every sampled client
   std::size_t total_bytes_up = 0;  ///< cumulative
   std::size_t total_bytes_down = 0;
+  std::size_t transport_bytes = 0;  ///< sent by this rank over the transport this round
   double seconds = 0;
 };
 
-template <Strategy S>
+namespace detail {
+
+// A rank's round outcomes on the wire: per client its number, whether it was accepted, the bytes
+// of its update and the reason it was rejected.
+struct Outcome {
+  Index client = 0;
+  bool accepted = false;
+  std::size_t bytes = 0;
+  std::string reason;
+};
+
+inline void put_word(std::string& out, std::int64_t w) {
+  char b[sizeof w];
+  std::memcpy(b, &w, sizeof w);
+  out.append(b, sizeof w);
+}
+
+inline std::string encode_outcomes(const std::vector<Outcome>& outcomes) {
+  std::string out;
+  for (const Outcome& o : outcomes) {
+    put_word(out, o.client);
+    put_word(out, o.accepted ? 1 : 0);
+    put_word(out, static_cast<std::int64_t>(o.bytes));
+    put_word(out, static_cast<std::int64_t>(o.reason.size()));
+    out += o.reason;
+  }
+  return out;
+}
+
+inline void decode_outcomes(const std::string& in, int rank, std::vector<Outcome>& out) {
+  std::size_t at = 0;
+  const auto word = [&] {
+    if (in.size() - at < sizeof(std::int64_t)) {
+      throw argument_error("Simulation: rank " + std::to_string(rank) +
+                           " sent malformed round outcomes");
+    }
+    std::int64_t w = 0;
+    std::memcpy(&w, in.data() + at, sizeof w);
+    at += sizeof w;
+    return w;
+  };
+  while (at < in.size()) {
+    Outcome o;
+    o.client = word();
+    o.accepted = word() != 0;
+    o.bytes = static_cast<std::size_t>(word());
+    const std::int64_t length = word();
+    if (length < 0 || static_cast<std::size_t>(length) > in.size() - at) {
+      throw argument_error("Simulation: rank " + std::to_string(rank) +
+                           " sent malformed round outcomes");
+    }
+    o.reason.assign(in, at, static_cast<std::size_t>(length));
+    at += static_cast<std::size_t>(length);
+    out.push_back(std::move(o));
+  }
+}
+
+}  // namespace detail
+
+template <Strategy S, Transport X = InProcess>
 class Simulation {
  public:
   using T = typename S::scalar_type;
   using update_type = typename S::update_type;
   using client_state = typename S::client_state;
   static constexpr bool stateful = !std::is_same_v<client_state, Stateless>;
+  static constexpr bool reducible = Reducible<S>;
 
   /// `pool` (which must outlive the simulation) holds every client's samples; `clients` lists
   /// each client's columns of it. Throws argument_error for an empty federation, per_round
   /// outside [1, K], threads < 1, dropout outside [0, 1), or a client index outside the pool.
+  /// Over `transport`, every rank passes the same strategy, pool, partition and options; throws
+  /// argument_error on every rank when they disagree (a fingerprint of them is compared), or
+  /// when a strategy that is not fed::Reducible is asked to run on more than one rank.
   Simulation(S& strategy, const data::Dataset<T>& pool, Partition clients,
-             SimulationOptions options = {})
+             SimulationOptions options = {}, X transport = {})
       : strategy_(strategy),
+        transport_(std::move(transport)),
         pool_(pool),
         clients_(std::move(clients)),
         o_(options),
@@ -127,8 +204,17 @@ class Simulation {
     for (std::size_t c = 0; c < order_.size(); ++c) {
       order_[c] = static_cast<Index>(c);
     }
+    if (transport_.ranks() > 1) {
+      if constexpr (!reducible) {
+        throw argument_error(
+            "Simulation: this strategy is not fed::Reducible (its server step needs every update, "
+            "e.g. a median or Krum), so it runs on one rank only, not " +
+            std::to_string(transport_.ranks()));
+      }
+      check_same_everywhere();
+    }
   }
-  Simulation(S&, const data::Dataset<T>&&, Partition, SimulationOptions = {}) = delete;
+  Simulation(S&, const data::Dataset<T>&&, Partition, SimulationOptions = {}, X = {}) = delete;
 
   /// Runs one round; evaluates on `test` when `evaluate` is true.
   RoundReport run_round(const data::Dataset<T>* test, bool evaluate) {
@@ -167,18 +253,25 @@ class Simulation {
     }
     report.bytes_down = report.sampled.size() * strategy_.bytes_down();
 
+    // This rank's clients (all of them in one process).
+    std::vector<Index> local;
+    for (const Index c : running) {
+      if (owner(c) == transport_.rank()) {
+        local.push_back(c);
+      }
+    }
     // Client states exist before the threads start (references into an unordered_map stay
     // valid when it grows).
-    std::vector<client_state*> states(running.size(), nullptr);
-    for (std::size_t i = 0; i < running.size(); ++i) {
-      states[i] = stateful ? &states_[running[i]] : &stateless_;
+    std::vector<client_state*> states(local.size(), nullptr);
+    for (std::size_t i = 0; i < local.size(); ++i) {
+      states[i] = stateful ? &states_[local[i]] : &stateless_;
     }
-    std::vector<std::optional<update_type>> results(running.size());
-    std::vector<std::string> failures(running.size());
+    std::vector<std::optional<update_type>> results(local.size());
+    std::vector<std::string> failures(local.size());
     std::atomic<std::size_t> next{0};
     const auto work = [&](std::size_t worker) {
-      for (std::size_t i = next++; i < running.size(); i = next++) {
-        const Index c = running[i];
+      for (std::size_t i = next++; i < local.size(); i = next++) {
+        const Index c = local[i];
         const ClientData<T> client{c, &pool_, clients_[static_cast<std::size_t>(c)]};
         Rng rng = client_stream(o_.seed, round_, c);
         try {
@@ -189,7 +282,7 @@ class Simulation {
       }
     };
     const auto threads = static_cast<std::size_t>(
-        std::min<Index>(o_.threads, std::max<Index>(1, static_cast<Index>(running.size()))));
+        std::min<Index>(o_.threads, std::max<Index>(1, static_cast<Index>(local.size()))));
     while (workers_.size() < threads) {
       workers_.push_back(strategy_.make_worker());
     }
@@ -201,33 +294,67 @@ class Simulation {
       work(0);
     }
 
+    // Screening, then every rank's outcomes on every rank (in client order).
     std::vector<Received<update_type>> accepted;
-    for (std::size_t i = 0; i < running.size(); ++i) {
-      const Index c = running[i];
+    std::vector<detail::Outcome> outcomes;
+    for (std::size_t i = 0; i < local.size(); ++i) {
+      const Index c = local[i];
       if (!results[i]) {
-        report.rejected.push_back({c, failures[i]});
+        outcomes.push_back({c, false, 0, failures[i]});
         continue;
       }
-      report.bytes_up += strategy_.bytes_up(*results[i]);
+      const std::size_t bytes = strategy_.bytes_up(*results[i]);
       std::string reason = strategy_.check(*results[i]);
       if (!reason.empty()) {
-        report.rejected.push_back({c, std::move(reason)});
+        outcomes.push_back({c, false, bytes, std::move(reason)});
         continue;
       }
+      outcomes.push_back({c, true, bytes, {}});
       accepted.push_back(
           {c, static_cast<Index>(clients_[static_cast<std::size_t>(c)].size()), &*results[i]});
     }
-    report.received = static_cast<Index>(accepted.size());
+    const std::size_t sent_before = transport_.bytes_sent();
+    if (transport_.ranks() > 1) {
+      const std::vector<std::string> all = transport_.allgather(detail::encode_outcomes(outcomes));
+      outcomes.clear();
+      for (std::size_t r = 0; r < all.size(); ++r) {
+        detail::decode_outcomes(all[r], static_cast<int>(r), outcomes);
+      }
+      std::sort(outcomes.begin(), outcomes.end(),
+                [](const auto& a, const auto& b) { return a.client < b.client; });
+    }
+    for (const detail::Outcome& o : outcomes) {
+      report.bytes_up += o.bytes;
+      if (o.accepted) {
+        ++report.received;
+      } else {
+        report.rejected.push_back({o.client, o.reason});
+      }
+    }
     const RoundInfo info{round_, k, static_cast<Index>(report.sampled.size()), report.received};
-    strategy_.server_update(std::span<const Received<update_type>>(accepted), info);
+    if constexpr (reducible) {
+      std::vector<double> sum =
+          reduce_round(strategy_, transport_, std::span<const Received<update_type>>(accepted), k);
+      strategy_.apply(std::span<const double>(sum), info);
+    } else {
+      strategy_.server_update(std::span<const Received<update_type>>(accepted), info);
+    }
 
     total_up_ += report.bytes_up;
     total_down_ += report.bytes_down;
     report.total_bytes_up = total_up_;
     report.total_bytes_down = total_down_;
     if (evaluate && test != nullptr) {
-      report.accuracy = strategy_.evaluate(*test);
+      double accuracy = 0;
+      if (transport_.rank() == 0) {
+        accuracy = strategy_.evaluate(*test);
+      }
+      if (transport_.ranks() > 1) {
+        transport_.broadcast(std::span<double>(&accuracy, 1));
+      }
+      report.accuracy = accuracy;
     }
+    report.transport_bytes = transport_.bytes_sent() - sent_before;
     ++round_;
     report.seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -258,12 +385,53 @@ class Simulation {
     const auto k = static_cast<Index>(clients_.size());
     return static_cast<int>((k + o_.per_round - 1) / o_.per_round);
   }
-  /// Clients holding state (stateful strategies: those that have taken part).
+  /// The rank that simulates client `c` (fed::client_owner).
+  [[nodiscard]] int owner(Index c) const {
+    return transport_.ranks() == 1 ? 0 : client_owner(c, clients(), transport_.ranks());
+  }
+  [[nodiscard]] const X& transport() const { return transport_; }
+  /// Clients holding state on this rank (stateful strategies: those that have taken part).
   [[nodiscard]] std::size_t stored_states() const { return states_.size(); }
   S& strategy() { return strategy_; }
 
  private:
+  // Every rank must simulate the same federation: compares a fingerprint of it with rank 0's.
+  void check_same_everywhere() {
+    std::uint64_t h = 0xcbf29ce484222325ULL;  // FNV-1a over the numbers that must agree
+    const auto mix = [&](std::uint64_t v) {
+      for (int i = 0; i < 8; ++i) {
+        h = (h ^ ((v >> (8 * i)) & 0xFF)) * 0x100000001b3ULL;
+      }
+    };
+    for (const auto& c : clients_) {
+      mix(c.size());
+      for (const Index i : c) {
+        mix(static_cast<std::uint64_t>(i));
+      }
+    }
+    std::uint64_t dropout_bits = 0;
+    std::memcpy(&dropout_bits, &o_.dropout, sizeof dropout_bits);
+    std::string mine = "clients " + std::to_string(clients_.size()) + ", per_round " +
+                       std::to_string(o_.per_round) + ", sampling " +
+                       std::to_string(static_cast<int>(o_.sampling)) + ", seed " +
+                       std::to_string(o_.seed) + ", dropout bits " + std::to_string(dropout_bits) +
+                       ", evaluate_every " + std::to_string(o_.evaluate_every) + ", pool " +
+                       std::to_string(pool_.size()) + "x" + std::to_string(pool_.sample_size()) +
+                       ", partition hash " + std::to_string(h);
+    if constexpr (reducible) {
+      mine += ", reduction size " + std::to_string(strategy_.reduction_size());
+    }
+    const std::vector<std::string> all = transport_.allgather(mine);
+    for (std::size_t r = 1; r < all.size(); ++r) {
+      if (all[r] != all[0]) {
+        throw argument_error("Simulation: the ranks disagree on the federation: rank 0 has " +
+                             all[0] + "; rank " + std::to_string(r) + " has " + all[r]);
+      }
+    }
+  }
+
   S& strategy_;
+  X transport_;
   const data::Dataset<T>& pool_;
   Partition clients_;
   SimulationOptions o_;

@@ -7,6 +7,7 @@
 #include <edgescale/core/random.hpp>
 #include <edgescale/data/dataset.hpp>
 #include <edgescale/fed/client.hpp>
+#include <edgescale/fed/reduce.hpp>
 #include <edgescale/nn/optim/sgd.hpp>
 #include <edgescale/nn/train.hpp>
 
@@ -163,6 +164,32 @@ class GlobalModel {
     }
     return aggregator.combine(std::span<const ParameterSet<T>* const>(sets),
                               std::span<const double>(weights));
+  }
+
+  /// Values of a weighted-delta reduction (fed/reduce.hpp): Σ n_k Δ_k, then Σ n_k.
+  [[nodiscard]] Index weighted_reduction_size() const { return x_.size() + 1; }
+  /// sum += n_k Δ_k and Σ n_k += n_k, in double.
+  void accumulate_weighted(std::span<double> sum, const ParameterSet<T>& delta, Index samples,
+                           const char* who) const {
+    require_reduction_size(sum.size(), weighted_reduction_size(), who);
+    if (delta.size() != x_.size()) {
+      throw shape_error(std::string(who) + ": a delta of " + std::to_string(delta.size()) +
+                        " values, the model " + std::to_string(x_.size()));
+    }
+    const auto n = static_cast<double>(samples);
+    Eigen::Map<Vector<double>>(sum.data(), x_.size()) += n * delta.values().template cast<double>();
+    sum[static_cast<std::size_t>(x_.size())] += n;
+  }
+  /// Σ n_k Δ_k / Σ n_k from a weighted-delta reduction; nothing when no client with data
+  /// reported (Σ n_k = 0).
+  [[nodiscard]] std::optional<Vector<T>> weighted_mean_of(std::span<const double> sum,
+                                                          const char* who) const {
+    require_reduction_size(sum.size(), weighted_reduction_size(), who);
+    const double total = sum[static_cast<std::size_t>(x_.size())];
+    if (!(total > 0)) {
+      return std::nullopt;
+    }
+    return (Eigen::Map<const Vector<double>>(sum.data(), x_.size()) / total).template cast<T>();
   }
 
   /// Empty when `u` has the global layout and finite values, else the reason to reject it.

@@ -13,6 +13,7 @@ packages=(
   libxtensor-dev zlib1g-dev                  # optional headers: interop/xtensor.hpp, data/gz.hpp
   doctest-dev libbenchmark-dev               # tests and benches
   dataset-fashion-mnist                      # the real dataset of every example
+  libopenmpi-dev openmpi-bin                 # optional: the distributed (MPI) tests and examples
   python3-numpy                              # fixture generators and result scripts
   python3-matplotlib                         # the sweeps' plots (scripts/prune_sweep.py, fed_sweep.py)
   gnuplot-nox                                # plots in docs/results

@@ -234,7 +234,7 @@ elif [[ $(uname -m) != x86_64 ]]; then
   echo "==== instruction sets: skipped (not an x86-64 machine) ===="
   stage_lines+=("instruction sets: skipped (not x86-64)")
 else
-  BUILD_TARGETS="test_core test_data test_nn test_prune test_fed_kernels" \
+  BUILD_TARGETS="test_nn_kernels test_prune_kernels test_fed_kernels" \
     isa_stage x86-64-v4 "tests" -DEDGESCALE_TEST_HEADERS=OFF -DEDGESCALE_BUILD_EXAMPLES=OFF
   BUILD_TARGETS="edgescale_headers_alone train" isa_stage x86-64-v2 "every header alone + train"
 fi

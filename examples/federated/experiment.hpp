@@ -9,6 +9,7 @@
 #include <edgescale/fed/client.hpp>
 #include <edgescale/fed/detail/global_model.hpp>
 #include <edgescale/fed/simulate.hpp>
+#include <edgescale/fed/transport.hpp>
 
 #include "../networks.hpp"
 
@@ -29,6 +30,7 @@ struct GradientSettings {
   fed::SimulationOptions simulation{};
   int rounds = 100;
   bool quiet = false;
+  fed::AnyTransport transport{};  ///< in-process, or MPI ranks (federated_mpi)
 };
 
 struct Outcome {
@@ -46,6 +48,7 @@ struct StatisticsSettings {
   fed::SimulationOptions simulation{};
   int rounds = 0;  ///< 0: one pass
   bool quiet = false;
+  fed::AnyTransport transport{};  ///< in-process, or MPI ranks (federated_mpi)
 };
 
 /// Runs FED3R, FED3R-RF or FedNCM on features; with `ridge_weights`, FED3R's W is written there.

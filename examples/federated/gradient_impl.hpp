@@ -33,7 +33,7 @@ inline void print_round(const fed::RoundReport& r, int rounds) {
 template <class Strategy>
 Outcome simulate(Strategy& strategy, const GradientSettings& s, const data::Dataset<float>& pool,
                  const data::Dataset<float>& test, const fed::Partition& clients) {
-  fed::Simulation sim(strategy, pool, clients, s.simulation);
+  fed::Simulation sim(strategy, pool, clients, s.simulation, s.transport);
   Outcome out;
   if (s.quiet) {
     out.history = sim.run(s.rounds, test);

@@ -19,7 +19,7 @@ Outcome one_pass(Strategy& strategy, const StatisticsSettings& s, const data::Da
                  const data::Dataset<float>& test, const fed::Partition& clients) {
   fed::SimulationOptions options = s.simulation;
   options.sampling = fed::Sampling::cyclic;
-  fed::Simulation sim(strategy, pool, clients, options);
+  fed::Simulation sim(strategy, pool, clients, options, s.transport);
   Outcome out;
   const int r = s.rounds > 0 ? s.rounds : sim.rounds_per_pass();
   out.history = sim.run(r, test, [&](const fed::RoundReport& report) {

@@ -6,12 +6,15 @@
 #      warns most), so g++ compiles them once
 #   2. clang++ Debug (-O1), warnings as errors, AddressSanitizer + UBSan, tests (the examples
 #      are g++'s: this stage is the dearest), ctest                          build/test-clang
+#   With Open MPI installed (install-deps.sh installs it), both stages build and run the MPI tests
+#   under mpirun -np 1, 2 and 4 (ctest label mpi; the clang stage with LeakSanitizer off for them:
+#   Open MPI keeps its allocations until exit), and stage 1 runs federated_mpi against federated.
 #      for x86-64-v3 (AVX2, FMA) when this CPU has it, else the default target; without clang's
 #      sanitizer runtimes (libclang-rt-14-dev) unsanitized, and a g++ ASan+UBSan stage of the unit
 #      tests follows when the budget allows
 #   3. compile only, other instruction sets: g++ Release (-O3, what the demo builds), warnings
 #      as errors, never run (this CPU may lack them):
-#        x86-64-v4 (AVX-512): tests (of fed, its kernels' file only)       build/isa-x86-64-v4
+#        x86-64-v4 (AVX-512): the kernels' test files of nn, prune and fed     build/isa-x86-64-v4
 #        x86-64-v2 (SSE4.2):  every header alone + the train example       build/isa-x86-64-v2
 #      (about 4 and 1.5 minutes on two cores with a cold ccache; the whole run about 19.5: 1182 s
 #      measured on a fresh clone, 2026-12-02, g++ 266 + 19, clang ASan 521 + 31, v4 262, v2 83)
@@ -210,10 +213,12 @@ fi
 # (core/eigen.hpp); x86-64-v2 for the oldest CPUs still common.
 # The x86-64-v4 build leaves out the header-alone objects and the examples: the headers instantiate
 # next to nothing, so an instruction set's warnings (which come from instantiated code) show in the
-# tests, which instantiate every kernel the examples do. Of the federated tests it compiles
-# test_fed_kernels (tests/fed/test_fed3r.cpp: FED3R's rank update, Cholesky, random features) and
-# not the simulation and strategy tests, whose own code has no instruction-set dependence (the
-# layers they train are nn's, compiled here by test_nn). The x86-64-v2 build compiles every header
+# tests that instantiate the kernels. It compiles the kernels' test files of each area
+# (tests/CMakeLists.txt, KERNELS): test_nn_kernels (every layer's forward and backward, the
+# optimizers), test_prune_kernels (sparse products, the exact NTK, PX) and test_fed_kernels
+# (FED3R's rank update, Cholesky, random features), and not the files that test composition,
+# training loops, simulation and bookkeeping over the same kernels, whose own code has no
+# instruction-set dependence. The x86-64-v2 build compiles every header
 # alone (g++'s only header-alone build) and the train example (the layers' kernels at -O3).
 # isa_stage ARCH WHAT [CMAKE ARGS...]: configures build/isa-ARCH and builds it (BUILD_TARGETS).
 isa_stage() {

@@ -128,12 +128,15 @@ class ReductionStack {
         break;
       }
       if (left.empty) {
-        left.values = std::move(right.values);
+        std::swap(left.values, right.values);
         left.empty = right.empty;
       } else if (!right.empty) {
         for (std::size_t i = 0; i < left.values.size(); ++i) {
           left.values[i] += right.values[i];
         }
+      }
+      if (!right.values.empty()) {
+        spare_.push_back(std::move(right.values));
       }
       ++left.level;
       left.index /= 2;
@@ -142,6 +145,17 @@ class ReductionStack {
   }
 
   [[nodiscard]] Index size() const { return size_; }
+  /// A zeroed buffer of size() values for the next leaf: one freed by an earlier merge when there
+  /// is one (a round touches fresh memory for at most one buffer per tree level).
+  [[nodiscard]] std::vector<double> zeros() {
+    if (spare_.empty()) {
+      return std::vector<double>(static_cast<std::size_t>(size_), 0.0);
+    }
+    std::vector<double> v = std::move(spare_.back());
+    spare_.pop_back();
+    std::fill(v.begin(), v.end(), 0.0);
+    return v;
+  }
   [[nodiscard]] const std::vector<ReductionNode>& nodes() const { return nodes_; }
   std::vector<ReductionNode>& nodes() { return nodes_; }
 
@@ -160,6 +174,7 @@ class ReductionStack {
  private:
   Index size_;
   std::vector<ReductionNode> nodes_;
+  std::vector<std::vector<double>> spare_;
 };
 
 /// Reduces the accepted updates of the slots [first, last) into `stack` (slots in ascending
@@ -173,7 +188,7 @@ void reduce_slots(const S& strategy, std::span<const Received<typename S::update
     ReductionNode leaf{0, slot, true, {}};
     while (next < received.size() && reduction_slot(received[next].client, clients) == slot) {
       if (leaf.empty) {
-        leaf.values.assign(static_cast<std::size_t>(stack.size()), 0.0);
+        leaf.values = stack.zeros();
         leaf.empty = false;
       }
       strategy.accumulate(std::span<double>(leaf.values), *received[next].update,
@@ -278,7 +293,7 @@ template <Transport X>
       std::vector<ReductionNode> nodes = detail::decode_node_headers(transport.receive(from), from);
       for (ReductionNode& n : nodes) {
         if (!n.empty) {
-          n.values.resize(static_cast<std::size_t>(stack.size()));
+          n.values = stack.zeros();
           transport.receive(from, std::span<double>(n.values));
         }
         stack.push(std::move(n));
@@ -323,7 +338,9 @@ template <Reducible S, Transport X>
   for (const auto& r : local) {
     strategy.accumulate(std::span<double>(sum), *r.update, r.samples);
   }
-  transport.allreduce_sum(std::span<double>(sum));
+  if (transport.ranks() > 1) {
+    transport.allreduce_sum(std::span<double>(sum));
+  }
   return sum;
 }
 

@@ -4,14 +4,14 @@
 //
 //   cmake -S . -B build/bench -DCMAKE_BUILD_TYPE=Release -DEDGESCALE_BUILD_BENCH=ON
 //   cmake --build build/bench --target bench_mpi
-//   for p in 1 2 4; do mpirun -np $p --oversubscribe --bind-to none build/bench/bench/bench_mpi; done
-//   (scripts/bench_mpi.sh runs that and writes docs/results/distributed/)
+//   for p in 1 2 4; do mpirun -np $p --oversubscribe --bind-to none build/bench/bench/bench_mpi;
+//   done (scripts/bench_mpi.sh runs that and writes docs/results/distributed/)
 //
 // Every rank builds the same federation from the same seed and runs the same fixed number of
 // iterations (a collective inside each), so the library's adaptive iteration count is off. One
-// untimed round warms up, then an iteration is one round: barrier, the round (clients, exchange of outcomes, reduction, apply),
-// and its time is the slowest rank's (MPI_Allreduce MAX of MPI_Wtime spans: manual time).
-// Rank 0 alone reports. Names are "<workload>/<scaling>/<mode>":
+// untimed round warms up, then an iteration is one round: barrier, the round (clients, exchange of
+// outcomes, reduction, apply), and its time is the slowest rank's (MPI_Allreduce MAX of MPI_Wtime
+// spans: manual time). Rank 0 alone reports. Names are "<workload>/<scaling>/<mode>":
 //   fed3r     every client sends the ridge statistics of 600 samples of d = 255 float features
 //             (D = 256, C = 10; packed 33 k doubles); a round visits clients_per_round clients
 //   fedavg    2 local epochs of SGD (batch 32) on 600 samples of 64 features through a
@@ -105,9 +105,9 @@ void time_rounds(benchmark::State& state, Sim& sim, mpi::Communicator& comm, Ind
   state.counters["clients"] = static_cast<double>(per_round);
   state.counters["bytes_rank0"] = mine;  // rank 0 reports
   state.counters["bytes_max"] = busiest;
-  state.counters["clients_per_s"] = benchmark::Counter(
-      static_cast<double>(per_round) * static_cast<double>(state.iterations()),
-      benchmark::Counter::kIsRate);
+  state.counters["clients_per_s"] =
+      benchmark::Counter(static_cast<double>(per_round) * static_cast<double>(state.iterations()),
+                         benchmark::Counter::kIsRate);
 }
 
 mpi::Mode mode_of(const benchmark::State& state) {

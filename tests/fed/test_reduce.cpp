@@ -153,6 +153,16 @@ TEST_CASE("FED3R and FedNCM over 1 to 8 ranks: W and the head are bit-identical 
     }
   }
 
+  // However many updates a rank holds at once before reducing them, the bits are the same.
+  for (const Index held : {1, 3, 1000}) {
+    fed::Fed3r<double> strategy(d, C);
+    fed::SimulationOptions o = options;
+    o.max_held_updates = held;
+    fed::Simulation sim(strategy, pool, clients, o);
+    (void)sim.run(sim.rounds_per_pass(), test);
+    CHECK(strategy.weights() == one.first);
+  }
+
   const auto fedncm = [&](auto transport) {
     fed::FedNcm<double> strategy(d, C);
     fed::Simulation sim(strategy, pool, clients, options, std::move(transport));

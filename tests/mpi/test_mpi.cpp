@@ -19,6 +19,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -229,6 +230,35 @@ TEST_CASE("FedAvg, SCAFFOLD and FedAdam over MPI reproduce the single-process cu
     MESSAGE("FedAvg fast vs deterministic: max |Δx| = ", worst);
     CHECK(worst < 1e-4F);
   }
+}
+
+TEST_CASE("a checkpoint of one process resumes over MPI ranks to the bits of the straight run") {
+  mpi::Communicator comm;
+  const data::Dataset<float> pool = test::blobs<float>(400, 61);
+  const data::Dataset<float> test = test::blobs<float>(100, 62);
+  const fed::Partition clients = test::round_robin(pool.size(), 20);
+  Rng init = make_stream(6, "mpi mlp");
+  const Mlp initial(nn::init::kaiming_normal, init);
+  const fed::FedAvg<Mlp>::options o{.local = {.epochs = 1, .batch_size = 8, .learning_rate = 0.1},
+                                    .server_momentum = 0.5};
+  const fed::SimulationOptions options{.per_round = 6, .dropout = 0.1, .seed = 2};
+  fed::FedAvg<Mlp> straight(initial, o);
+  fed::Simulation one(straight, pool, clients, options);
+  const auto history = one.run(6, test);
+
+  fed::FedAvg<Mlp> first(initial, o);
+  fed::Simulation stopped(first, pool, clients, options);
+  (void)stopped.run(3, test);
+  std::stringstream file;  // rank 0 would write it to a shared file system
+  stopped.checkpoint().save(file);
+
+  fed::FedAvg<Mlp> second(initial, o);
+  fed::Simulation resumed(second, pool, clients, options, mpi::Transport(comm));
+  resumed.restore(fed::SimulationCheckpoint::load(file));
+  const auto rest = resumed.run(3, test);
+  CHECK(rest.back().accuracy == history.back().accuracy);
+  CHECK(rest.back().total_bytes_up == history.back().total_bytes_up);
+  CHECK(second.server_state() == straight.server_state());
 }
 
 TEST_CASE("a federation the ranks disagree on, or a strategy that is not Reducible, is refused") {

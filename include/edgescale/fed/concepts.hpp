@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <vector>
 
 namespace edgescale::fed {
 
@@ -92,6 +93,16 @@ concept HasEvaluation = HasStrategyTypes<S> &&
 template <class S>
 concept Strategy = HasClientProcedure<S> && HasServerUpdate<S> && HasByteCounts<S> &&
                    HasEvaluation<S>;
+
+/// A strategy whose server state (the global model, FedAvgM's velocity, FedOpt's moments, FED3R's
+/// statistics) can be saved as values and loaded back bit for bit: what a checkpoint of a
+/// simulation holds (fed::Simulation::checkpoint). load_server_state throws argument_error for
+/// values of another length or a non-finite value, leaving the strategy unchanged.
+template <class S>
+concept Checkpointable = requires(const S& cs, S& s, std::span<const double> values) {
+  { cs.server_state() } -> std::same_as<std::vector<double>>;
+  s.load_server_state(values);
+};
 
 /// Combines client models (or deltas) with weights into one: combine(sets, weights). The
 /// weights are the clients' sample counts (FedAvg); a robust aggregator may ignore them.

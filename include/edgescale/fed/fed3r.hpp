@@ -597,6 +597,28 @@ class Fed3r {
     solved_ = false;
   }
 
+  /// The server state (fed::Checkpointable): the running statistics in the layout of a round's
+  /// sum (A's lower triangle, b, n).
+  [[nodiscard]] std::vector<double> server_state() const {
+    std::vector<double> out(static_cast<std::size_t>(reduction_size()), 0.0);
+    accumulate(std::span<double>(out), statistics_, 0);
+    return out;
+  }
+  /// Replaces the running statistics; throws argument_error for values of another length, a
+  /// non-finite value or statistics FED3R's checks refuse, leaving them unchanged.
+  void load_server_state(std::span<const double> values) {
+    require_reduction_size(values.size(), reduction_size(), "fed3r");
+    Fed3r loaded(input_features_, classes_, options_);
+    loaded.apply(values, {});
+    if (std::string why = ridge_statistics_problem(loaded.statistics_, ridge_features(), classes_,
+                                                   RidgeUpdateKind::statistics);
+        !why.empty()) {
+      throw argument_error("fed3r: the server state is not statistics: " + why);
+    }
+    statistics_ = std::move(loaded.statistics_);
+    solved_ = false;
+  }
+
   /// Bytes of one client's statistics on the wire (see the top of this file).
   [[nodiscard]] std::size_t bytes_up(const RidgeStatistics& u) const {
     return ridge_statistics_bytes(u.features(), u.classes(), options_.packed, options_.wire);

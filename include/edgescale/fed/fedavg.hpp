@@ -124,6 +124,32 @@ class FedAvg : public detail::ModelStrategy<Net, Loss> {
     }
   }
 
+  /// The server state (fed::Checkpointable): x, FedAvgM's velocity (zeros before the first
+  /// step), and 1 when the velocity exists.
+  [[nodiscard]] std::vector<double> server_state() const {
+    const Vector<T>& x = global_.x().values();
+    std::vector<double> out(static_cast<std::size_t>(2 * x.size() + 1), 0.0);
+    Eigen::Map<Vector<double>>(out.data(), x.size()) = x.template cast<double>();
+    if (velocity_.size() != 0) {
+      Eigen::Map<Vector<double>>(out.data() + x.size(), x.size()) =
+          velocity_.values().template cast<double>();
+      out.back() = 1;
+    }
+    return out;
+  }
+  void load_server_state(std::span<const double> values) {
+    const Index n = global_.x().size();
+    global_.require_state(values, 2 * n + 1, "FedAvg");
+    global_.x().values() = Eigen::Map<const Vector<double>>(values.data(), n).template cast<T>();
+    if (values.back() != 0) {
+      velocity_ = global_.x().zeros_like();
+      velocity_.values() =
+          Eigen::Map<const Vector<double>>(values.data() + n, n).template cast<T>();
+    } else {
+      velocity_ = ParameterSet<T>();
+    }
+  }
+
   [[nodiscard]] std::size_t bytes_up(const update_type& /*u*/) const {
     return global_.trained_bytes();
   }

@@ -159,6 +159,27 @@ class FedNcm {
     fresh_ = false;
   }
 
+  /// The server state (fed::Checkpointable): the global sums and counts in the layout of a
+  /// round's sum.
+  [[nodiscard]] std::vector<double> server_state() const {
+    std::vector<double> out(static_cast<std::size_t>(reduction_size()), 0.0);
+    accumulate(std::span<double>(out), statistics_, 0);
+    return out;
+  }
+  /// Replaces the global sums and counts; throws argument_error for values of another length or
+  /// statistics FedNCM's checks refuse, leaving them unchanged.
+  void load_server_state(std::span<const double> values) {
+    require_reduction_size(values.size(), reduction_size(), "fedncm");
+    FedNcm loaded(features_, classes_);
+    loaded.apply(values, {});
+    if (std::string why = ncm_statistics_problem(loaded.statistics_, features_, classes_);
+        !why.empty()) {
+      throw argument_error("fedncm: the server state is not statistics: " + why);
+    }
+    statistics_ = std::move(loaded.statistics_);
+    fresh_ = false;
+  }
+
   /// d·C sums and C counts, 8 bytes each.
   [[nodiscard]] std::size_t bytes_up(const NcmStatistics& u) const {
     return static_cast<std::size_t>(u.sums.size()) * sizeof(double) +

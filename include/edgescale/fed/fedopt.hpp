@@ -148,6 +148,28 @@ class FedOpt : public detail::ModelStrategy<Net, Loss> {
     }
   }
 
+  /// The server state (fed::Checkpointable): x, the moments m and v, and the step count t.
+  [[nodiscard]] std::vector<double> server_state() const {
+    const Index n = global_.x().size();
+    std::vector<double> out(static_cast<std::size_t>(3 * n + 1));
+    Eigen::Map<Vector<double>>(out.data(), n) = global_.x().values().template cast<double>();
+    Eigen::Map<Vector<double>>(out.data() + n, n) = m_.template cast<double>();
+    Eigen::Map<Vector<double>>(out.data() + 2 * n, n) = v_.template cast<double>();
+    out.back() = t_;
+    return out;
+  }
+  void load_server_state(std::span<const double> values) {
+    const Index n = global_.x().size();
+    global_.require_state(values, 3 * n + 1, "FedOpt");
+    if (!(values.back() >= 0)) {
+      throw argument_error("FedOpt: a server state with a negative step count");
+    }
+    global_.x().values() = Eigen::Map<const Vector<double>>(values.data(), n).template cast<T>();
+    m_ = Eigen::Map<const Vector<double>>(values.data() + n, n).template cast<T>();
+    v_ = Eigen::Map<const Vector<double>>(values.data() + 2 * n, n).template cast<T>();
+    t_ = static_cast<int>(values.back());
+  }
+
   [[nodiscard]] std::size_t bytes_up(const update_type& /*u*/) const {
     return global_.trained_bytes();
   }

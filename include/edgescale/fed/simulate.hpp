@@ -42,10 +42,14 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <istream>
 #include <limits>
 #include <optional>
+#include <ostream>
 #include <string>
 #include <thread>
 #include <type_traits>
@@ -70,6 +74,12 @@ struct SimulationOptions {
   double dropout = 0.0;    ///< probability that a sampled client never reports
   int evaluate_every = 1;  ///< evaluate the global model every this many rounds (and the last)
   std::uint64_t seed = 0;  ///< of the sampling, dropout and client streams
+  /// Client updates a rank holds at once before they are screened and added to the round's
+  /// reduction (fed::Reducible strategies; the others hold the whole round): memory is this many
+  /// updates plus one partial sum per tree level, so FED3R-RF's 400 MB statistics at D = 10⁴
+  /// stream through a rank. Within a window the threads balance their load. Results do not
+  /// depend on it.
+  Index max_held_updates = 64;
 };
 
 /// A client update the server refused, with the reason.
@@ -94,7 +104,89 @@ struct RoundReport {
   double seconds = 0;
 };
 
+/// Where a simulation stands between rounds: the round count, the sampling and dropout streams,
+/// the byte totals, and the strategy's server state (fed::Checkpointable). A simulation rebuilt
+/// with the same strategy settings, pool, partition and options and given it (restore) continues
+/// bit for bit as if it had never stopped. save/load write it as text; load rejects a file that is
+/// not one, with the reason.
+struct SimulationCheckpoint {
+  int round = 0;
+  Index pass_position = 0;
+  std::vector<Index> order;
+  Rng sampling;
+  Rng dropout;
+  std::size_t total_bytes_up = 0;
+  std::size_t total_bytes_down = 0;
+  std::vector<double> server_state;
+
+  void save(std::ostream& out) const {
+    out << "edgescale-fed-checkpoint 1\n"
+        << round << ' ' << pass_position << ' ' << total_bytes_up << ' ' << total_bytes_down << '\n'
+        << order.size();
+    for (const Index c : order) {
+      out << ' ' << c;
+    }
+    out << '\n' << sampling << '\n' << dropout << '\n' << server_state.size();
+    char hex[32];
+    for (const double v : server_state) {
+      std::snprintf(hex, sizeof hex, " %a", v);  // exact: hexadecimal floating point
+      out << hex;
+    }
+    out << '\n';
+    if (!out) {
+      throw error("SimulationCheckpoint::save: the stream failed");
+    }
+  }
+
+  [[nodiscard]] static SimulationCheckpoint load(std::istream& in) {
+    const auto bad = [](const std::string& what) {
+      return format_error("SimulationCheckpoint::load: not a checkpoint: " + what);
+    };
+    std::string magic;
+    int version = 0;
+    in >> magic >> version;
+    if (!in || magic != "edgescale-fed-checkpoint" || version != 1) {
+      throw bad("no 'edgescale-fed-checkpoint 1' header");
+    }
+    SimulationCheckpoint c;
+    std::size_t count = 0;
+    in >> c.round >> c.pass_position >> c.total_bytes_up >> c.total_bytes_down >> count;
+    if (!in || c.round < 0 || c.pass_position < 0 || count > (std::size_t{1} << 40)) {
+      throw bad("a bad round, position or client count");
+    }
+    c.order.resize(count);
+    for (Index& k : c.order) {
+      in >> k;
+    }
+    in >> c.sampling >> c.dropout >> count;
+    if (!in || count > (std::size_t{1} << 40)) {
+      throw bad("a truncated client order, generator state or server state");
+    }
+    c.server_state.resize(count);
+    std::string word;
+    for (double& v : c.server_state) {
+      in >> word;
+      char* end = nullptr;
+      v = std::strtod(word.c_str(), &end);
+      if (!in || end == word.c_str() || *end != '\0') {
+        throw bad("a truncated or unreadable server state");
+      }
+    }
+    return c;
+  }
+};
+
 namespace detail {
+
+// The round reducer of a Reducible strategy; nothing for the others.
+template <class S, class X, bool Reducible>
+struct ReducerFor {
+  using type = int;
+};
+template <class S, class X>
+struct ReducerFor<S, X, true> {
+  using type = RoundReducer<S, X>;
+};
 
 // A rank's round outcomes on the wire: per client its number, whether it was accepted, the bytes
 // of its update and the reason it was rejected.
@@ -185,8 +277,8 @@ class Simulation {
       throw argument_error("Simulation: per_round must be in [1, " + std::to_string(k) + "], got " +
                            std::to_string(o_.per_round));
     }
-    if (o_.threads < 1 || o_.evaluate_every < 1) {
-      throw argument_error("Simulation: threads and evaluate_every must be >= 1");
+    if (o_.threads < 1 || o_.evaluate_every < 1 || o_.max_held_updates < 1) {
+      throw argument_error("Simulation: threads, evaluate_every and max_held_updates must be >= 1");
     }
     if (!(o_.dropout >= 0 && o_.dropout < 1)) {
       throw argument_error("Simulation: dropout must be in [0, 1)");
@@ -266,54 +358,71 @@ class Simulation {
     for (std::size_t i = 0; i < local.size(); ++i) {
       states[i] = stateful ? &states_[local[i]] : &stateless_;
     }
-    std::vector<std::optional<update_type>> results(local.size());
-    std::vector<std::string> failures(local.size());
-    std::atomic<std::size_t> next{0};
-    const auto work = [&](std::size_t worker) {
-      for (std::size_t i = next++; i < local.size(); i = next++) {
-        const Index c = local[i];
-        const ClientData<T> client{c, &pool_, clients_[static_cast<std::size_t>(c)]};
-        Rng rng = client_stream(o_.seed, round_, c);
-        try {
-          results[i].emplace(strategy_.client_update(workers_[worker], client, *states[i], rng));
-        } catch (const std::exception& e) {
-          failures[i] = std::string("the client failed: ") + e.what();
-        }
-      }
-    };
+    // A Reducible strategy's updates are screened and added to the reduction a window at a time
+    // (max_held_updates), so a rank never holds its whole round; the others need every update.
+    const std::size_t window =
+        reducible ? std::min(local.size(), static_cast<std::size_t>(o_.max_held_updates))
+                  : local.size();
+    std::vector<std::optional<update_type>> results(window);
+    std::vector<std::string> failures(window);
     const auto threads = static_cast<std::size_t>(
-        std::min<Index>(o_.threads, std::max<Index>(1, static_cast<Index>(local.size()))));
+        std::min<Index>(o_.threads, std::max<Index>(1, static_cast<Index>(window))));
     while (workers_.size() < threads) {
       workers_.push_back(strategy_.make_worker());
     }
-    {
-      std::vector<std::jthread> pool;
-      for (std::size_t t = 1; t < threads; ++t) {
-        pool.emplace_back(work, t);
-      }
-      work(0);
-    }
-
-    // Screening, then every rank's outcomes on every rank (in client order).
+    typename detail::ReducerFor<S, X, reducible>::type reducer = make_reducer(k);
     std::vector<Received<update_type>> accepted;
     std::vector<detail::Outcome> outcomes;
-    for (std::size_t i = 0; i < local.size(); ++i) {
-      const Index c = local[i];
-      if (!results[i]) {
-        outcomes.push_back({c, false, 0, failures[i]});
-        continue;
+    for (std::size_t begin = 0; begin < local.size(); begin += window) {
+      const std::size_t count = std::min(window, local.size() - begin);
+      std::atomic<std::size_t> next{0};
+      const auto work = [&](std::size_t worker) {
+        for (std::size_t i = next++; i < count; i = next++) {
+          const Index c = local[begin + i];
+          const ClientData<T> client{c, &pool_, clients_[static_cast<std::size_t>(c)]};
+          Rng rng = client_stream(o_.seed, round_, c);
+          try {
+            results[i].emplace(
+                strategy_.client_update(workers_[worker], client, *states[begin + i], rng));
+          } catch (const std::exception& e) {
+            failures[i] = std::string("the client failed: ") + e.what();
+          }
+        }
+      };
+      {
+        std::vector<std::jthread> pool;
+        for (std::size_t t = 1; t < std::min(threads, count); ++t) {
+          pool.emplace_back(work, t);
+        }
+        work(0);
       }
-      const std::size_t bytes = strategy_.bytes_up(*results[i]);
-      std::string reason = strategy_.check(*results[i]);
-      if (!reason.empty()) {
-        outcomes.push_back({c, false, bytes, std::move(reason)});
-        continue;
+      // Screening, in client order.
+      for (std::size_t i = 0; i < count; ++i) {
+        const Index c = local[begin + i];
+        if (!results[i]) {
+          outcomes.push_back({c, false, 0, std::move(failures[i])});
+          failures[i].clear();
+          continue;
+        }
+        const std::size_t bytes = strategy_.bytes_up(*results[i]);
+        std::string reason = strategy_.check(*results[i]);
+        if (!reason.empty()) {
+          outcomes.push_back({c, false, bytes, std::move(reason)});
+          results[i].reset();
+          continue;
+        }
+        outcomes.push_back({c, true, bytes, {}});
+        const auto samples = static_cast<Index>(clients_[static_cast<std::size_t>(c)].size());
+        if constexpr (reducible) {
+          reducer.add(c, *results[i], samples);
+          results[i].reset();
+        } else {
+          accepted.push_back({c, samples, &*results[i]});
+        }
       }
-      outcomes.push_back({c, true, bytes, {}});
-      accepted.push_back(
-          {c, static_cast<Index>(clients_[static_cast<std::size_t>(c)].size()), &*results[i]});
     }
     const std::size_t sent_before = transport_.bytes_sent();
+    // Every rank's outcomes on every rank (in client order).
     if (transport_.ranks() > 1) {
       const std::vector<std::string> all = transport_.allgather(detail::encode_outcomes(outcomes));
       outcomes.clear();
@@ -333,8 +442,7 @@ class Simulation {
     }
     const RoundInfo info{round_, k, static_cast<Index>(report.sampled.size()), report.received};
     if constexpr (reducible) {
-      std::vector<double> sum =
-          reduce_round(strategy_, transport_, std::span<const Received<update_type>>(accepted), k);
+      const std::vector<double> sum = std::move(reducer).finish();
       strategy_.apply(std::span<const double>(sum), info);
     } else {
       strategy_.server_update(std::span<const Received<update_type>>(accepted), info);
@@ -385,6 +493,42 @@ class Simulation {
     const auto k = static_cast<Index>(clients_.size());
     return static_cast<int>((k + o_.per_round - 1) / o_.per_round);
   }
+  /// Where the simulation stands, for a restart (fed::Checkpointable strategies without client
+  /// state; SCAFFOLD's per-client control variates are not saved, so it is not offered). Over
+  /// MPI every rank holds the same checkpoint: rank 0 writes it, every rank reads it back.
+  [[nodiscard]] SimulationCheckpoint checkpoint() const requires(Checkpointable<S> && !stateful) {
+    return {round_,   pass_position_, order_,      sampling_,
+            dropout_, total_up_,      total_down_, strategy_.server_state()};
+  }
+  /// Continues from `c`. Throws argument_error (the simulation unchanged) when it cannot be this
+  /// federation's: another client count or order that is not a permutation of the clients, a
+  /// position outside it, or a server state the strategy refuses.
+  void restore(const SimulationCheckpoint& c) requires(Checkpointable<S> && !stateful) {
+    const auto k = static_cast<Index>(clients_.size());
+    std::vector<char> seen(clients_.size(), 0);
+    bool permutation = static_cast<Index>(c.order.size()) == k;
+    for (std::size_t i = 0; permutation && i < c.order.size(); ++i) {
+      const Index v = c.order[i];
+      permutation = v >= 0 && v < k && seen[static_cast<std::size_t>(v)] == 0;
+      if (permutation) {
+        seen[static_cast<std::size_t>(v)] = 1;
+      }
+    }
+    if (!permutation || c.pass_position < 0 || c.pass_position >= k) {
+      throw argument_error("Simulation::restore: the checkpoint is of another federation (" +
+                           std::to_string(c.order.size()) + " clients in its order, " +
+                           std::to_string(k) + " here)");
+    }
+    strategy_.load_server_state(std::span<const double>(c.server_state));
+    round_ = c.round;
+    pass_position_ = c.pass_position;
+    order_ = c.order;
+    sampling_ = c.sampling;
+    dropout_ = c.dropout;
+    total_up_ = c.total_bytes_up;
+    total_down_ = c.total_bytes_down;
+  }
+
   /// The rank that simulates client `c` (fed::client_owner).
   [[nodiscard]] int owner(Index c) const {
     return transport_.ranks() == 1 ? 0 : client_owner(c, clients(), transport_.ranks());
@@ -395,6 +539,14 @@ class Simulation {
   S& strategy() { return strategy_; }
 
  private:
+  [[nodiscard]] auto make_reducer(Index k) {
+    if constexpr (reducible) {
+      return RoundReducer<S, X>(strategy_, transport_, k);
+    } else {
+      return 0;
+    }
+  }
+
   // Every rank must simulate the same federation: compares a fingerprint of it with rank 0's.
   void check_same_everywhere() {
     std::uint64_t h = 0xcbf29ce484222325ULL;  // FNV-1a over the numbers that must agree

@@ -12,6 +12,7 @@
 #include <edgescale/nn/train.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <concepts>
 #include <cstddef>
 #include <optional>
@@ -164,6 +165,20 @@ class GlobalModel {
     }
     return aggregator.combine(std::span<const ParameterSet<T>* const>(sets),
                               std::span<const double>(weights));
+  }
+
+  /// Throws argument_error unless `values` has `expected` finite values (a server state to load).
+  static void require_state(std::span<const double> values, Index expected, const char* who) {
+    if (static_cast<Index>(values.size()) != expected) {
+      throw argument_error(std::string(who) + ": a server state of " +
+                           std::to_string(values.size()) + " values, expected " +
+                           std::to_string(expected));
+    }
+    for (const double v : values) {
+      if (!std::isfinite(v)) {
+        throw argument_error(std::string(who) + ": the server state holds NaN or Inf");
+      }
+    }
   }
 
   /// Values of a weighted-delta reduction (fed/reduce.hpp): Σ n_k Δ_k, then Σ n_k.

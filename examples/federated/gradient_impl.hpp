@@ -1,5 +1,7 @@
 // examples/federated/gradient_impl.hpp — runs one gradient-based strategy on one network type;
-// included by gradient_lenet5.cpp and gradient_heads.cpp only.
+// included by the gradient_*.cpp parts only. A part may compile a subset of the servers
+// (Servers), so LeNet-5's FedAvg/SCAFFOLD and its FedAdam/FedYogi are two translation units,
+// each under the 15 s an example part may take.
 #pragma once
 
 #include <edgescale/fed/fedavg.hpp>
@@ -44,30 +46,45 @@ Outcome simulate(Strategy& strategy, const GradientSettings& s, const data::Data
   return out;
 }
 
-template <class Net, class Loss = nn::SoftmaxCrossEntropy>
+/// LeNet-5 with FedAdam or FedYogi (gradient_lenet5_adaptive.cpp).
+Outcome run_lenet5_adaptive(const GradientSettings& s, const data::Dataset<float>& pool,
+                            const data::Dataset<float>& test, const fed::Partition& clients,
+                            const LeNet5<float>& initial);
+
+/// Which servers a part compiles: all, the plain ones (FedAvg, FedAvgM, FedProx, SCAFFOLD), or
+/// the adaptive ones (FedAdam, FedYogi).
+enum class Servers { all, plain, adaptive };
+
+inline bool is_adaptive(const std::string& strategy) {
+  return strategy == "fedadam" || strategy == "fedyogi";
+}
+
+template <class Net, class Loss = nn::SoftmaxCrossEntropy, Servers Compiled = Servers::all>
 Outcome run_gradient(const GradientSettings& s, const Net& initial,
                      const data::Dataset<float>& pool, const data::Dataset<float>& test,
                      const fed::Partition& clients, const Loss& loss = {}) {
-  if (s.strategy == "fedavg" || s.strategy == "fedavgm" || s.strategy == "fedprox") {
-    fed::FedAvg<Net, fed::WeightedMean, Loss> strategy(
-        initial, {.local = s.local,
-                  .server_learning_rate = s.server_learning_rate,
-                  .server_momentum = s.strategy == "fedavgm" ? s.server_momentum : 0.0,
-                  .proximal_mu = s.strategy == "fedprox" ? s.proximal_mu : 0.0,
-                  .frozen = s.frozen,
-                  .loss = loss});
-    return simulate(strategy, s, pool, test, clients);
-  }
-  if (s.strategy == "scaffold") {
-    fed::Scaffold<Net, Loss> strategy(initial, {.local = s.local,
-                                                .server_learning_rate = s.server_learning_rate,
-                                                .frozen = s.frozen,
-                                                .loss = loss});
-    return simulate(strategy, s, pool, test, clients);
+  if constexpr (Compiled != Servers::adaptive) {
+    if (s.strategy == "fedavg" || s.strategy == "fedavgm" || s.strategy == "fedprox") {
+      fed::FedAvg<Net, fed::WeightedMean, Loss> strategy(
+          initial, {.local = s.local,
+                    .server_learning_rate = s.server_learning_rate,
+                    .server_momentum = s.strategy == "fedavgm" ? s.server_momentum : 0.0,
+                    .proximal_mu = s.strategy == "fedprox" ? s.proximal_mu : 0.0,
+                    .frozen = s.frozen,
+                    .loss = loss});
+      return simulate(strategy, s, pool, test, clients);
+    }
+    if (s.strategy == "scaffold") {
+      fed::Scaffold<Net, Loss> strategy(initial, {.local = s.local,
+                                                  .server_learning_rate = s.server_learning_rate,
+                                                  .frozen = s.frozen,
+                                                  .loss = loss});
+      return simulate(strategy, s, pool, test, clients);
+    }
   }
   // FED3R+FT fine-tunes with FedAvg, FedAvgM or SCAFFOLD only: the adaptive servers are
   // compiled for the plain loss.
-  if constexpr (std::is_same_v<Loss, nn::SoftmaxCrossEntropy>) {
+  if constexpr (std::is_same_v<Loss, nn::SoftmaxCrossEntropy> && Compiled != Servers::plain) {
     if (s.strategy == "fedadam") {
       fed::FedAdam<Net, fed::WeightedMean, Loss> strategy(
           initial, {.local = s.local,

@@ -75,11 +75,11 @@ struct SimulationOptions {
   int evaluate_every = 1;  ///< evaluate the global model every this many rounds (and the last)
   std::uint64_t seed = 0;  ///< of the sampling, dropout and client streams
   /// Client updates a rank holds at once before they are screened and added to the round's
-  /// reduction (fed::Reducible strategies; the others hold the whole round): memory is this many
-  /// updates plus one partial sum per tree level, so FED3R-RF's 400 MB statistics at D = 10⁴
-  /// stream through a rank. Within a window the threads balance their load. Results do not
-  /// depend on it.
-  Index max_held_updates = 64;
+  /// reduction (fed::Reducible strategies; the others hold the whole round); 0: 4 per thread.
+  /// Memory is this many updates plus one partial sum per tree level, so FED3R-RF's 400 MB
+  /// statistics at D = 10⁴ stream through a rank. Within a window the threads balance their
+  /// load. Results do not depend on it.
+  Index max_held_updates = 0;
 };
 
 /// A client update the server refused, with the reason.
@@ -277,8 +277,12 @@ class Simulation {
       throw argument_error("Simulation: per_round must be in [1, " + std::to_string(k) + "], got " +
                            std::to_string(o_.per_round));
     }
-    if (o_.threads < 1 || o_.evaluate_every < 1 || o_.max_held_updates < 1) {
-      throw argument_error("Simulation: threads, evaluate_every and max_held_updates must be >= 1");
+    if (o_.threads < 1 || o_.evaluate_every < 1 || o_.max_held_updates < 0) {
+      throw argument_error(
+          "Simulation: threads and evaluate_every must be >= 1, max_held_updates >= 0");
+    }
+    if (o_.max_held_updates == 0) {
+      o_.max_held_updates = 4 * static_cast<Index>(o_.threads);
     }
     if (!(o_.dropout >= 0 && o_.dropout < 1)) {
       throw argument_error("Simulation: dropout must be in [0, 1)");

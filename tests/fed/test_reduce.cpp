@@ -14,6 +14,7 @@
 
 #include "fed/fed_fixtures.hpp"
 #include "fed/gaussian_classes.hpp"
+#include "fed/gradient_run.hpp"
 #include "fed/thread_transport.hpp"
 #include <doctest/doctest.h>
 
@@ -178,44 +179,6 @@ TEST_CASE("FED3R and FedNCM over 1 to 8 ranks: W and the head are bit-identical 
   }
 }
 
-namespace {
-
-struct GradientRun {
-  std::vector<float> global;
-  std::vector<double> accuracy;
-  std::vector<std::size_t> bytes_up;
-  std::vector<Index> received;
-  std::vector<std::size_t> rejected;
-};
-
-template <class Strategy>
-GradientRun run_gradient(Strategy& strategy, const data::Dataset<float>& pool,
-                         const data::Dataset<float>& test, const fed::Partition& clients,
-                         auto transport) {
-  const fed::SimulationOptions options{.per_round = 8, .threads = 2, .dropout = 0.2, .seed = 5};
-  fed::Simulation sim(strategy, pool, clients, options, std::move(transport));
-  GradientRun out;
-  for (const fed::RoundReport& r : sim.run(4, test)) {
-    out.accuracy.push_back(r.accuracy);
-    out.bytes_up.push_back(r.total_bytes_up);
-    out.received.push_back(r.received);
-    out.rejected.push_back(r.rejected.size());
-  }
-  const auto& x = strategy.global().values();
-  out.global.assign(x.data(), x.data() + x.size());
-  return out;
-}
-
-void check_same(const GradientRun& a, const GradientRun& b) {
-  CHECK(same_bits(std::span<const float>(a.global), std::span<const float>(b.global)));
-  CHECK(a.accuracy == b.accuracy);
-  CHECK(a.bytes_up == b.bytes_up);
-  CHECK(a.received == b.received);
-  CHECK(a.rejected == b.rejected);
-}
-
-}  // namespace
-
 TEST_CASE("FedAvg, FedAvgM, SCAFFOLD and FedAdam over 1 to 6 ranks: bit-identical to one process") {
   const data::Dataset<float> pool = test::blobs<float>(480, 21);
   const data::Dataset<float> test = test::blobs<float>(150, 22);
@@ -223,38 +186,42 @@ TEST_CASE("FedAvg, FedAvgM, SCAFFOLD and FedAdam over 1 to 6 ranks: bit-identica
   Rng init = make_stream(4, "reduce mlp");
   const Mlp initial(nn::init::kaiming_normal, init);
   const fed::LocalTraining local{.epochs = 1, .batch_size = 8, .learning_rate = 0.05};
+  const fed::SimulationOptions options{.per_round = 8, .threads = 2, .dropout = 0.2, .seed = 5};
+  const auto run_gradient = [&](auto& strategy, auto transport) {
+    return test::run_gradient(strategy, pool, test, clients, options, 4, std::move(transport));
+  };
 
   const auto fedavg = [&](auto transport) {
     fed::FedAvg<Mlp> s(initial, {.local = local, .server_momentum = 0.5});
-    return run_gradient(s, pool, test, clients, std::move(transport));
+    return run_gradient(s, std::move(transport));
   };
   const auto scaffold = [&](auto transport) {
     fed::Scaffold<Mlp> s(initial, {.local = local});
-    return run_gradient(s, pool, test, clients, std::move(transport));
+    return run_gradient(s, std::move(transport));
   };
   const auto fedadam = [&](auto transport) {
     fed::FedAdam<Mlp> s(initial, {.local = local, .server_learning_rate = 0.01});
-    return run_gradient(s, pool, test, clients, std::move(transport));
+    return run_gradient(s, std::move(transport));
   };
-  const GradientRun one_fedavg = fedavg(fed::InProcess{});
-  const GradientRun one_scaffold = scaffold(fed::InProcess{});
-  const GradientRun one_fedadam = fedadam(fed::InProcess{});
+  const test::GradientRun one_fedavg = fedavg(fed::InProcess{});
+  const test::GradientRun one_scaffold = scaffold(fed::InProcess{});
+  const test::GradientRun one_fedadam = fedadam(fed::InProcess{});
   CHECK(one_fedavg.accuracy.back() > 0.8);  // it learns: the comparison is not of a still model
   for (const int ranks : {1, 2, 3, 4, 6}) {
     CAPTURE(ranks);
-    for (const auto& r : on_ranks<GradientRun>(ranks, true, fedavg)) {
-      check_same(r, one_fedavg);
+    for (const auto& r : on_ranks<test::GradientRun>(ranks, true, fedavg)) {
+      test::check_same_run(r, one_fedavg);
     }
-    for (const auto& r : on_ranks<GradientRun>(ranks, true, scaffold)) {
-      check_same(r, one_scaffold);
+    for (const auto& r : on_ranks<test::GradientRun>(ranks, true, scaffold)) {
+      test::check_same_run(r, one_scaffold);
     }
-    for (const auto& r : on_ranks<GradientRun>(ranks, true, fedadam)) {
-      check_same(r, one_fedadam);
+    for (const auto& r : on_ranks<test::GradientRun>(ranks, true, fedadam)) {
+      test::check_same_run(r, one_fedadam);
     }
   }
 
   // The fast mode: the ranks agree with each other, and with the fixed order up to rounding.
-  const auto fast = on_ranks<GradientRun>(4, false, fedavg);
+  const auto fast = on_ranks<test::GradientRun>(4, false, fedavg);
   for (const auto& r : fast) {
     CHECK(same_bits(std::span<const float>(r.global), std::span<const float>(fast[0].global)));
     for (std::size_t i = 0; i < r.global.size(); ++i) {

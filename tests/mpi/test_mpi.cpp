@@ -15,6 +15,7 @@
 
 #include "fed/fed_fixtures.hpp"
 #include "fed/gaussian_classes.hpp"
+#include "fed/gradient_run.hpp"
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -148,35 +149,6 @@ TEST_CASE(
   CHECK(difference < 1e-10);
 }
 
-namespace {
-
-struct GradientRun {
-  std::vector<float> global;
-  std::vector<double> accuracy;
-  std::vector<std::size_t> bytes_up;
-  std::vector<Index> received;
-};
-
-template <class Strategy, class Transport>
-GradientRun run_gradient(Strategy& strategy, const data::Dataset<float>& pool,
-                         const data::Dataset<float>& test, const fed::Partition& clients,
-                         Transport transport) {
-  fed::Simulation sim(strategy, pool, clients,
-                      {.per_round = 8, .threads = 2, .dropout = 0.1, .seed = 5},
-                      std::move(transport));
-  GradientRun out;
-  for (const fed::RoundReport& r : sim.run(6, test)) {
-    out.accuracy.push_back(r.accuracy);
-    out.bytes_up.push_back(r.total_bytes_up);
-    out.received.push_back(r.received);
-  }
-  const auto& x = strategy.global().values();
-  out.global.assign(x.data(), x.data() + x.size());
-  return out;
-}
-
-}  // namespace
-
 TEST_CASE("FedAvg, SCAFFOLD and FedAdam over MPI reproduce the single-process curve bit for bit") {
   mpi::Communicator comm;
   const data::Dataset<float> pool = test::blobs<float>(600, 31);
@@ -186,17 +158,16 @@ TEST_CASE("FedAvg, SCAFFOLD and FedAdam over MPI reproduce the single-process cu
   const Mlp initial(nn::init::kaiming_normal, init);
   const fed::LocalTraining local{.epochs = 2, .batch_size = 8, .learning_rate = 0.1};
 
-  const auto check_same = [&](const GradientRun& a, const GradientRun& b) {
-    CHECK(std::memcmp(a.global.data(), b.global.data(), a.global.size() * sizeof(float)) == 0);
-    CHECK(a.accuracy == b.accuracy);
-    CHECK(a.bytes_up == b.bytes_up);
-    CHECK(a.received == b.received);
+  const fed::SimulationOptions options{.per_round = 8, .threads = 2, .dropout = 0.1, .seed = 5};
+  const auto run_gradient = [&](auto& strategy, auto transport) {
+    return test::run_gradient(strategy, pool, test, clients, options, 6, std::move(transport));
   };
+  const auto check_same = test::check_same_run;
   {
     fed::FedAvg<Mlp> one(initial, {.local = local});
     fed::FedAvg<Mlp> over(initial, {.local = local});
-    const GradientRun a = run_gradient(one, pool, test, clients, fed::InProcess{});
-    const GradientRun b = run_gradient(over, pool, test, clients, mpi::Transport(comm));
+    const test::GradientRun a = run_gradient(one, fed::InProcess{});
+    const test::GradientRun b = run_gradient(over, mpi::Transport(comm));
     check_same(a, b);
     CHECK(a.accuracy.back() > 0.8);  // a model that learnt, not a still one
     MESSAGE("FedAvg accuracy after 6 rounds on ", comm.size(), " ranks: ", b.accuracy.back());
@@ -204,24 +175,21 @@ TEST_CASE("FedAvg, SCAFFOLD and FedAdam over MPI reproduce the single-process cu
   {
     fed::Scaffold<Mlp> one(initial, {.local = local});
     fed::Scaffold<Mlp> over(initial, {.local = local});
-    check_same(run_gradient(one, pool, test, clients, fed::InProcess{}),
-               run_gradient(over, pool, test, clients, mpi::Transport(comm)));
+    check_same(run_gradient(one, fed::InProcess{}), run_gradient(over, mpi::Transport(comm)));
     // The server control variate is the same on every rank, without having been sent.
     CHECK(same_everywhere(comm, bytes_of(over.control().values().data(), over.control().size())));
   }
   {
     fed::FedAdam<Mlp> one(initial, {.local = local, .server_learning_rate = 0.01});
     fed::FedAdam<Mlp> over(initial, {.local = local, .server_learning_rate = 0.01});
-    check_same(run_gradient(one, pool, test, clients, fed::InProcess{}),
-               run_gradient(over, pool, test, clients, mpi::Transport(comm)));
+    check_same(run_gradient(one, fed::InProcess{}), run_gradient(over, mpi::Transport(comm)));
   }
   {
     // The fast mode: every rank holds the same model, equal to the fixed order up to rounding.
     fed::FedAvg<Mlp> one(initial, {.local = local});
     fed::FedAvg<Mlp> fast(initial, {.local = local});
-    const GradientRun a = run_gradient(one, pool, test, clients, fed::InProcess{});
-    const GradientRun b =
-        run_gradient(fast, pool, test, clients, mpi::Transport(comm, mpi::Mode::fast));
+    const test::GradientRun a = run_gradient(one, fed::InProcess{});
+    const test::GradientRun b = run_gradient(fast, mpi::Transport(comm, mpi::Mode::fast));
     CHECK(same_everywhere(comm, bytes_of(b.global.data(), static_cast<Index>(b.global.size()))));
     float worst = 0;
     for (std::size_t i = 0; i < a.global.size(); ++i) {

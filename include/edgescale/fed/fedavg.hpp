@@ -39,17 +39,16 @@ namespace edgescale::fed {
 
 template <nn::Network Net, Aggregator<typename Net::scalar_type> Agg = WeightedMean,
           detail::LabelLoss<typename Net::scalar_type> Loss = nn::SoftmaxCrossEntropy>
-class FedAvg : public detail::ModelStrategy<Net, Loss> {
-  using Base = detail::ModelStrategy<Net, Loss>;
+class FedAvg : public detail::AggregatingStrategy<FedAvg<Net, Agg, Loss>, Net, Agg, Loss> {
+  using Base = detail::AggregatingStrategy<FedAvg<Net, Agg, Loss>, Net, Agg, Loss>;
   using Base::global_;
+  friend Base;
 
  public:
   using typename Base::worker_type;
   using scalar_type = typename Net::scalar_type;
   using T = scalar_type;
   using update_type = ParameterSet<T>;  ///< Δ_k = y_k − x, in the global layout
-  /// With the weighted mean the strategy is fed::Reducible (it runs over any transport).
-  static constexpr bool weighted = std::same_as<Agg, WeightedMean>;
   using client_state = Stateless;
   struct options {
     LocalTraining local{};
@@ -95,35 +94,6 @@ class FedAvg : public detail::ModelStrategy<Net, Loss> {
     return global_.check(u, "the update");
   }
 
-  /// The server step from the round's updates: with the weighted mean, their reduction in
-  /// fed/reduce.hpp's fixed order (the same bits on any number of ranks); with another
-  /// aggregator, its combination of the updates of clients that hold data.
-  void server_update(std::span<const Received<update_type>> received, const RoundInfo& info) {
-    if constexpr (weighted) {
-      apply(reduce_received(*this, received, info.clients), info);
-    } else {
-      if (const std::optional<ParameterSet<T>> combined =
-              global_.combine(o_.aggregator, received)) {
-        step(combined->values());
-      }
-    }
-  }
-
-  /// Values of the round's sum (fed::Reducible, with the weighted mean only): Σ n_k Δ_k, Σ n_k.
-  [[nodiscard]] Index reduction_size() const requires weighted {
-    return global_.weighted_reduction_size();
-  }
-  void accumulate(std::span<double> sum, const update_type& u,
-                  Index samples) const requires weighted {
-    global_.accumulate_weighted(sum, u, samples, "FedAvg");
-  }
-  /// x += η_g · mean (FedAvgM: through the velocity); no step when no client with data reported.
-  void apply(std::span<const double> sum, const RoundInfo& /*info*/) requires weighted {
-    if (const std::optional<Vector<T>> mean = global_.weighted_mean_of(sum, "FedAvg")) {
-      step(*mean);
-    }
-  }
-
   /// The server state (fed::Checkpointable): x, FedAvgM's velocity (zeros before the first
   /// step), and 1 when the velocity exists.
   [[nodiscard]] std::vector<double> server_state() const {
@@ -158,6 +128,9 @@ class FedAvg : public detail::ModelStrategy<Net, Loss> {
   [[nodiscard]] const options& settings() const { return o_; }
 
  private:
+  static constexpr const char* name = "FedAvg";
+  [[nodiscard]] const Agg& aggregator() const { return o_.aggregator; }
+
   void step(const Vector<T>& mean) {
     ParameterSet<T>& x = global_.x();
     const T lr = static_cast<T>(o_.server_learning_rate);

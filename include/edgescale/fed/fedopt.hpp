@@ -71,17 +71,16 @@ struct YogiRule {
 
 template <nn::Network Net, class Rule, Aggregator<typename Net::scalar_type> Agg = WeightedMean,
           detail::LabelLoss<typename Net::scalar_type> Loss = nn::SoftmaxCrossEntropy>
-class FedOpt : public detail::ModelStrategy<Net, Loss> {
-  using Base = detail::ModelStrategy<Net, Loss>;
+class FedOpt : public detail::AggregatingStrategy<FedOpt<Net, Rule, Agg, Loss>, Net, Agg, Loss> {
+  using Base = detail::AggregatingStrategy<FedOpt<Net, Rule, Agg, Loss>, Net, Agg, Loss>;
   using Base::global_;
+  friend Base;
 
  public:
   using typename Base::worker_type;
   using scalar_type = typename Net::scalar_type;
   using T = scalar_type;
   using update_type = ParameterSet<T>;
-  /// With the weighted mean the strategy is fed::Reducible (it runs over any transport).
-  static constexpr bool weighted = std::same_as<Agg, WeightedMean>;
   using client_state = Stateless;
   struct options {
     LocalTraining local{};
@@ -118,36 +117,6 @@ class FedOpt : public detail::ModelStrategy<Net, Loss> {
     return global_.check(u, "the update");
   }
 
-  /// The server step from the round's updates: with the weighted mean, their reduction in
-  /// fed/reduce.hpp's fixed order (the same bits on any number of ranks); with another
-  /// aggregator, its combination of the updates of clients that hold data.
-  void server_update(std::span<const Received<update_type>> received, const RoundInfo& info) {
-    if constexpr (weighted) {
-      apply(reduce_received(*this, received, info.clients), info);
-    } else {
-      if (const std::optional<ParameterSet<T>> combined =
-              global_.combine(o_.aggregator, received)) {
-        step(combined->values());
-      }
-    }
-  }
-
-  /// Values of the round's sum (fed::Reducible, with the weighted mean only): Σ n_k Δ_k, Σ n_k.
-  [[nodiscard]] Index reduction_size() const requires weighted {
-    return global_.weighted_reduction_size();
-  }
-  void accumulate(std::span<double> sum, const update_type& u,
-                  Index samples) const requires weighted {
-    global_.accumulate_weighted(sum, u, samples, "FedOpt");
-  }
-  /// One server-optimizer step on the mean delta; none (and the moments stay) when no client
-  /// with data reported.
-  void apply(std::span<const double> sum, const RoundInfo& /*info*/) requires weighted {
-    if (const std::optional<Vector<T>> mean = global_.weighted_mean_of(sum, "FedOpt")) {
-      step(*mean);
-    }
-  }
-
   /// The server state (fed::Checkpointable): x, the moments m and v, and the step count t.
   [[nodiscard]] std::vector<double> server_state() const {
     const Index n = global_.x().size();
@@ -176,6 +145,9 @@ class FedOpt : public detail::ModelStrategy<Net, Loss> {
   [[nodiscard]] std::size_t bytes_down() const { return global_.trained_bytes(); }
 
  private:
+  static constexpr const char* name = "FedOpt";
+  [[nodiscard]] const Agg& aggregator() const { return o_.aggregator; }
+
   void step(const Vector<T>& delta) {
     ++t_;
     m_ = static_cast<T>(o_.beta1) * m_ + static_cast<T>(1 - o_.beta1) * delta;

@@ -6,6 +6,7 @@
 #include <edgescale/core/parameter_set.hpp>
 #include <edgescale/core/random.hpp>
 #include <edgescale/data/dataset.hpp>
+#include <edgescale/fed/aggregate.hpp>
 #include <edgescale/fed/client.hpp>
 #include <edgescale/fed/reduce.hpp>
 #include <edgescale/nn/optim/sgd.hpp>
@@ -267,6 +268,53 @@ class ModelStrategy {
       : global_(initial, std::move(frozen)) {}
 
   GlobalModel<Net, Loss> global_;
+};
+
+/// The server side FedAvg and FedOpt share: with the weighted mean they are fed::Reducible (the
+/// round's Σ n_k Δ_k and Σ n_k in fed/reduce.hpp's fixed order, the same bits on any number of
+/// ranks); with another aggregator the server combines the updates of clients that hold data.
+/// Either way the result goes to Derived::step(mean delta); Derived::aggregator() names the rule
+/// and Derived::name the strategy in messages.
+template <class Derived, class Net, class Agg, class Loss>
+class AggregatingStrategy : public ModelStrategy<Net, Loss> {
+  using Base = ModelStrategy<Net, Loss>;
+  using T = typename Net::scalar_type;
+
+ public:
+  /// With the weighted mean the strategy is fed::Reducible (it runs over any transport).
+  static constexpr bool weighted = std::same_as<Agg, WeightedMean>;
+
+  void server_update(std::span<const Received<ParameterSet<T>>> received, const RoundInfo& info) {
+    if constexpr (weighted) {
+      apply(reduce_received(derived(), received, info.clients), info);
+    } else {
+      if (const std::optional<ParameterSet<T>> combined =
+              this->global_.combine(derived().aggregator(), received)) {
+        derived().step(combined->values());
+      }
+    }
+  }
+
+  /// Values of the round's sum (fed::Reducible, with the weighted mean only): Σ n_k Δ_k, Σ n_k.
+  [[nodiscard]] Index reduction_size() const requires weighted {
+    return this->global_.weighted_reduction_size();
+  }
+  void accumulate(std::span<double> sum, const ParameterSet<T>& u,
+                  Index samples) const requires weighted {
+    this->global_.accumulate_weighted(sum, u, samples, Derived::name);
+  }
+  /// The server step on the mean delta; none when no client with data reported.
+  void apply(std::span<const double> sum, const RoundInfo& /*info*/) requires weighted {
+    if (const std::optional<Vector<T>> mean = this->global_.weighted_mean_of(sum, Derived::name)) {
+      derived().step(*mean);
+    }
+  }
+
+ protected:
+  using Base::Base;
+
+ private:
+  Derived& derived() { return static_cast<Derived&>(*this); }
 };
 
 }  // namespace detail

@@ -6,9 +6,10 @@
 #      warns most), so g++ compiles them once
 #   2. clang++ Debug (-O1), warnings as errors, AddressSanitizer + UBSan, tests (the examples
 #      are g++'s: this stage is the dearest), ctest                          build/test-clang
-#   With Open MPI installed (install-deps.sh installs it), both stages build and run the MPI tests
-#   under mpirun -np 1, 2 and 4 (ctest label mpi; the clang stage with LeakSanitizer off for them:
-#   Open MPI keeps its allocations until exit), and stage 1 runs federated_mpi against federated.
+#   With Open MPI installed (install-deps.sh installs it), stage 2 builds and runs the MPI tests
+#   under mpirun -np 1, 2 and 4 (ctest label mpi), sanitized, with LeakSanitizer off for them only
+#   (Open MPI keeps its allocations until exit); stage 1 builds federated_mpi and runs it against
+#   federated (and compiles no MPI test: one compile of them per run).
 #      for x86-64-v3 (AVX2, FMA) when this CPU has it, else the default target; without clang's
 #      sanitizer runtimes (libclang-rt-14-dev) unsanitized, and a g++ ASan+UBSan stage of the unit
 #      tests follows when the budget allows
@@ -173,7 +174,7 @@ fi
 gcc_secs=0
 if stage "g++: configure + build" build build/test-gcc g++ \
   -DEDGESCALE_ARCH= -DEDGESCALE_TEST_ARCH= -DEDGESCALE_BUILD_TESTS=ON -DEDGESCALE_BUILD_EXAMPLES=ON \
-  -DEDGESCALE_TEST_HEADERS=OFF
+  -DEDGESCALE_TEST_HEADERS=OFF -DEDGESCALE_MPI_TESTS=OFF
 then
   gcc_secs=$last_stage_secs
   if stage "g++: ctest" run_ctest build/test-gcc; then
@@ -214,8 +215,9 @@ fi
 # The x86-64-v4 build leaves out the header-alone objects and the examples: the headers instantiate
 # next to nothing, so an instruction set's warnings (which come from instantiated code) show in the
 # tests that instantiate the kernels. It compiles the kernels' test files of each area
-# (tests/CMakeLists.txt, KERNELS): test_nn_kernels (every layer's forward and backward, the
-# optimizers), test_prune_kernels (sparse products, the exact NTK, PX) and test_fed_kernels
+# (tests/CMakeLists.txt, KERNELS): test_nn_kernels (the layers' forward and backward: products,
+# convolutions, pooling, batch norm; the optimizers), test_prune_kernels (sparse products, PX's
+# scores) and test_fed_kernels
 # (FED3R's rank update, Cholesky, random features), and not the files that test composition,
 # training loops, simulation and bookkeeping over the same kernels, whose own code has no
 # instruction-set dependence. The x86-64-v2 build compiles every header

@@ -46,14 +46,17 @@ bool same_bits(std::span<const float> a, std::span<const float> b) {
   return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size_bytes()) == 0;
 }
 
-// Runs make(rank, transport) -> result on `ranks` thread ranks; returns every rank's result.
+// Runs make(transport) -> result on `ranks` thread ranks; returns every rank's result. Both the
+// thread ranks and one process (fed::AnyTransport{}) go through fed::AnyTransport, so each
+// strategy's simulation is compiled once.
 template <class Result>
 std::vector<Result> on_ranks(int ranks, bool deterministic,
-                             const std::function<Result(test::ThreadTransport)>& make) {
+                             const std::function<Result(fed::AnyTransport)>& make) {
   test::ThreadWorld world(ranks);
   std::vector<Result> out(static_cast<std::size_t>(ranks));
   world.run([&](int r) {
-    out[static_cast<std::size_t>(r)] = make(test::ThreadTransport(world, r, deterministic));
+    out[static_cast<std::size_t>(r)] =
+        make(fed::AnyTransport(test::ThreadTransport(world, r, deterministic)));
   });
   return out;
 }
@@ -132,13 +135,13 @@ TEST_CASE("FED3R and FedNCM over 1 to 8 ranks: W and the head are bit-identical 
   const fed::SimulationOptions options{
       .per_round = 5, .sampling = fed::Sampling::cyclic, .threads = 2, .seed = 11};
 
-  const auto fed3r = [&](auto transport) {
+  const auto fed3r = [&](fed::AnyTransport transport) {
     fed::Fed3r<double> strategy(d, C);
     fed::Simulation sim(strategy, pool, clients, options, std::move(transport));
     const auto history = sim.run(sim.rounds_per_pass(), test);
     return std::pair{Matrix<double>(strategy.weights()), history.back().accuracy};
   };
-  const auto one = fed3r(fed::InProcess{});
+  const auto one = fed3r(fed::AnyTransport{});
   // The tree sum differs from the plain left fold in the last bits, not more.
   fed::RidgeStatistics all(d, C);
   all.accumulate(pool.features, pool.labels);
@@ -164,13 +167,13 @@ TEST_CASE("FED3R and FedNCM over 1 to 8 ranks: W and the head are bit-identical 
     CHECK(strategy.weights() == one.first);
   }
 
-  const auto fedncm = [&](auto transport) {
+  const auto fedncm = [&](fed::AnyTransport transport) {
     fed::FedNcm<double> strategy(d, C);
     fed::Simulation sim(strategy, pool, clients, options, std::move(transport));
     (void)sim.run(sim.rounds_per_pass(), test);
     return Matrix<double>(strategy.head());
   };
-  const Matrix<double> head = fedncm(fed::InProcess{});
+  const Matrix<double> head = fedncm(fed::AnyTransport{});
   for (const int ranks : {2, 3, 5}) {
     for (const auto& h : on_ranks<Matrix<double>>(ranks, true, fedncm)) {
       CHECK(same_bits(std::span<const double>(h.data(), static_cast<std::size_t>(h.size())),
@@ -187,25 +190,25 @@ TEST_CASE("FedAvg, FedAvgM, SCAFFOLD and FedAdam over 1 to 6 ranks: bit-identica
   const Mlp initial(nn::init::kaiming_normal, init);
   const fed::LocalTraining local{.epochs = 1, .batch_size = 8, .learning_rate = 0.05};
   const fed::SimulationOptions options{.per_round = 8, .threads = 2, .dropout = 0.2, .seed = 5};
-  const auto run_gradient = [&](auto& strategy, auto transport) {
+  const auto run_gradient = [&](auto& strategy, fed::AnyTransport transport) {
     return test::run_gradient(strategy, pool, test, clients, options, 4, std::move(transport));
   };
 
-  const auto fedavg = [&](auto transport) {
+  const auto fedavg = [&](fed::AnyTransport transport) {
     fed::FedAvg<Mlp> s(initial, {.local = local, .server_momentum = 0.5});
     return run_gradient(s, std::move(transport));
   };
-  const auto scaffold = [&](auto transport) {
+  const auto scaffold = [&](fed::AnyTransport transport) {
     fed::Scaffold<Mlp> s(initial, {.local = local});
     return run_gradient(s, std::move(transport));
   };
-  const auto fedadam = [&](auto transport) {
+  const auto fedadam = [&](fed::AnyTransport transport) {
     fed::FedAdam<Mlp> s(initial, {.local = local, .server_learning_rate = 0.01});
     return run_gradient(s, std::move(transport));
   };
-  const test::GradientRun one_fedavg = fedavg(fed::InProcess{});
-  const test::GradientRun one_scaffold = scaffold(fed::InProcess{});
-  const test::GradientRun one_fedadam = fedadam(fed::InProcess{});
+  const test::GradientRun one_fedavg = fedavg(fed::AnyTransport{});
+  const test::GradientRun one_scaffold = scaffold(fed::AnyTransport{});
+  const test::GradientRun one_fedadam = fedadam(fed::AnyTransport{});
   CHECK(one_fedavg.accuracy.back() > 0.8);  // it learns: the comparison is not of a still model
   for (const int ranks : {1, 2, 3, 4, 6}) {
     CAPTURE(ranks);
@@ -290,8 +293,7 @@ TEST_CASE("AnyTransport: a handle to the in-process model or a thread rank runs 
     return Matrix<double>(strategy.weights());
   };
   const Matrix<double> one = fed3r(fed::AnyTransport{});
-  for (const auto& w : on_ranks<Matrix<double>>(
-           3, true, [&](test::ThreadTransport t) { return fed3r(fed::AnyTransport(t)); })) {
+  for (const auto& w : on_ranks<Matrix<double>>(3, true, fed3r)) {
     CHECK(w == one);
   }
 }

@@ -115,7 +115,8 @@ TEST_CASE(
   const fed::Partition clients = test::round_robin(pool.size(), 53);
   const fed::SimulationOptions options{
       .per_round = 10, .sampling = fed::Sampling::cyclic, .threads = 2, .seed = 17};
-  const auto fed3r = [&](auto transport, std::vector<fed::RoundReport>* history = nullptr) {
+  const auto fed3r = [&](fed::AnyTransport transport,
+                         std::vector<fed::RoundReport>* history = nullptr) {
     fed::Fed3r<double> strategy(d, C);
     fed::Simulation sim(strategy, pool, clients, options, std::move(transport));
     auto h = sim.run(sim.rounds_per_pass(), test);
@@ -125,12 +126,12 @@ TEST_CASE(
     return Matrix<double>(strategy.weights());
   };
   std::vector<fed::RoundReport> one_history;
-  const Matrix<double> one = fed3r(fed::InProcess{}, &one_history);
+  const Matrix<double> one = fed3r(fed::AnyTransport{}, &one_history);
 
   mpi::Communicator small = comm;
   small.set_chunk(7);  // the reduction's messages travel in many chunks
   std::vector<fed::RoundReport> history;
-  const Matrix<double> w = fed3r(mpi::Transport(small), &history);
+  const Matrix<double> w = fed3r(fed::AnyTransport(mpi::Transport(small)), &history);
   CHECK(std::memcmp(w.data(), one.data(), static_cast<std::size_t>(w.size()) * sizeof(double)) ==
         0);
   REQUIRE(history.size() == one_history.size());
@@ -141,7 +142,7 @@ TEST_CASE(
     CHECK(history[r].accuracy == one_history[r].accuracy);
   }
 
-  const Matrix<double> fast = fed3r(mpi::Transport(comm, mpi::Mode::fast));
+  const Matrix<double> fast = fed3r(fed::AnyTransport(mpi::Transport(comm, mpi::Mode::fast)));
   CHECK(same_everywhere(comm, bytes_of(fast.data(), fast.size())));
   const double difference = (fast - one).cwiseAbs().maxCoeff() / one.cwiseAbs().maxCoeff();
   MESSAGE("FED3R fast vs deterministic on ", comm.size(), " ranks: max relative difference of W ",
@@ -159,15 +160,15 @@ TEST_CASE("FedAvg, SCAFFOLD and FedAdam over MPI reproduce the single-process cu
   const fed::LocalTraining local{.epochs = 2, .batch_size = 8, .learning_rate = 0.1};
 
   const fed::SimulationOptions options{.per_round = 8, .threads = 2, .dropout = 0.1, .seed = 5};
-  const auto run_gradient = [&](auto& strategy, auto transport) {
+  const auto run_gradient = [&](auto& strategy, fed::AnyTransport transport) {
     return test::run_gradient(strategy, pool, test, clients, options, 6, std::move(transport));
   };
   const auto check_same = test::check_same_run;
   {
     fed::FedAvg<Mlp> one(initial, {.local = local});
     fed::FedAvg<Mlp> over(initial, {.local = local});
-    const test::GradientRun a = run_gradient(one, fed::InProcess{});
-    const test::GradientRun b = run_gradient(over, mpi::Transport(comm));
+    const test::GradientRun a = run_gradient(one, fed::AnyTransport{});
+    const test::GradientRun b = run_gradient(over, fed::AnyTransport(mpi::Transport(comm)));
     check_same(a, b);
     CHECK(a.accuracy.back() > 0.8);  // a model that learnt, not a still one
     MESSAGE("FedAvg accuracy after 6 rounds on ", comm.size(), " ranks: ", b.accuracy.back());
@@ -175,21 +176,24 @@ TEST_CASE("FedAvg, SCAFFOLD and FedAdam over MPI reproduce the single-process cu
   {
     fed::Scaffold<Mlp> one(initial, {.local = local});
     fed::Scaffold<Mlp> over(initial, {.local = local});
-    check_same(run_gradient(one, fed::InProcess{}), run_gradient(over, mpi::Transport(comm)));
+    check_same(run_gradient(one, fed::AnyTransport{}),
+               run_gradient(over, fed::AnyTransport(mpi::Transport(comm))));
     // The server control variate is the same on every rank, without having been sent.
     CHECK(same_everywhere(comm, bytes_of(over.control().values().data(), over.control().size())));
   }
   {
     fed::FedAdam<Mlp> one(initial, {.local = local, .server_learning_rate = 0.01});
     fed::FedAdam<Mlp> over(initial, {.local = local, .server_learning_rate = 0.01});
-    check_same(run_gradient(one, fed::InProcess{}), run_gradient(over, mpi::Transport(comm)));
+    check_same(run_gradient(one, fed::AnyTransport{}),
+               run_gradient(over, fed::AnyTransport(mpi::Transport(comm))));
   }
   {
     // The fast mode: every rank holds the same model, equal to the fixed order up to rounding.
     fed::FedAvg<Mlp> one(initial, {.local = local});
     fed::FedAvg<Mlp> fast(initial, {.local = local});
-    const test::GradientRun a = run_gradient(one, fed::InProcess{});
-    const test::GradientRun b = run_gradient(fast, mpi::Transport(comm, mpi::Mode::fast));
+    const test::GradientRun a = run_gradient(one, fed::AnyTransport{});
+    const test::GradientRun b =
+        run_gradient(fast, fed::AnyTransport(mpi::Transport(comm, mpi::Mode::fast)));
     CHECK(same_everywhere(comm, bytes_of(b.global.data(), static_cast<Index>(b.global.size()))));
     float worst = 0;
     for (std::size_t i = 0; i < a.global.size(); ++i) {
@@ -211,17 +215,17 @@ TEST_CASE("a checkpoint of one process resumes over MPI ranks to the bits of the
                                     .server_momentum = 0.5};
   const fed::SimulationOptions options{.per_round = 6, .dropout = 0.1, .seed = 2};
   fed::FedAvg<Mlp> straight(initial, o);
-  fed::Simulation one(straight, pool, clients, options);
+  fed::Simulation one(straight, pool, clients, options, fed::AnyTransport{});
   const auto history = one.run(6, test);
 
   fed::FedAvg<Mlp> first(initial, o);
-  fed::Simulation stopped(first, pool, clients, options);
+  fed::Simulation stopped(first, pool, clients, options, fed::AnyTransport{});
   (void)stopped.run(3, test);
   std::stringstream file;  // rank 0 would write it to a shared file system
   stopped.checkpoint().save(file);
 
   fed::FedAvg<Mlp> second(initial, o);
-  fed::Simulation resumed(second, pool, clients, options, mpi::Transport(comm));
+  fed::Simulation resumed(second, pool, clients, options, fed::AnyTransport(mpi::Transport(comm)));
   resumed.restore(fed::SimulationCheckpoint::load(file));
   const auto rest = resumed.run(3, test);
   CHECK(rest.back().accuracy == history.back().accuracy);
@@ -240,12 +244,13 @@ TEST_CASE("a federation the ranks disagree on, or a strategy that is not Reducib
   const Mlp initial(nn::init::kaiming_normal, init);
   fed::FedAvg<Mlp> s(initial);
   const fed::SimulationOptions options{.per_round = 2, .seed = comm.rank() == 1 ? 99U : 1U};
-  CHECK_THROWS_WITH_AS(fed::Simulation(s, pool, clients, options, mpi::Transport(comm)),
-                       doctest::Contains("the ranks disagree on the federation"), argument_error);
-  fed::FedAvg<Mlp, fed::Median> median(initial);
   CHECK_THROWS_WITH_AS(
-      fed::Simulation(median, pool, clients, {.per_round = 2}, mpi::Transport(comm)),
-      doctest::Contains("not fed::Reducible"), argument_error);
+      fed::Simulation(s, pool, clients, options, fed::AnyTransport(mpi::Transport(comm))),
+      doctest::Contains("the ranks disagree on the federation"), argument_error);
+  fed::FedAvg<Mlp, fed::Median> median(initial);
+  CHECK_THROWS_WITH_AS(fed::Simulation(median, pool, clients, {.per_round = 2},
+                                       fed::AnyTransport(mpi::Transport(comm))),
+                       doctest::Contains("not fed::Reducible"), argument_error);
 }
 
 TEST_CASE("data-parallel: N ranks with batch B equal one rank with batch N·B after 10 steps") {

@@ -17,8 +17,9 @@
 #      as errors, never run (this CPU may lack them):
 #        x86-64-v4 (AVX-512): the kernels' test files of nn, prune and fed     build/isa-x86-64-v4
 #        x86-64-v2 (SSE4.2):  every header alone + the train example       build/isa-x86-64-v2
-#      (about 4 and 1.5 minutes on two cores with a cold ccache; the whole run about 19.5: 1182 s
-#      measured on a fresh clone, 2026-12-02, g++ 266 + 19, clang ASan 521 + 31, v4 262, v2 83)
+#      (about 1.5 minutes each on two cores with a cold ccache; the whole run about 18: 1082 s
+#      measured on a fresh clone with the MPI tests, 2026-12-02, g++ 291 + 34, clang ASan 550 + 35,
+#      v4 88, v2 83; CI's machine took about 5 % longer than this one)
 # Debug info is line tables only (-g1): enough for sanitizer reports and backtraces, and a good
 # part less compile time than -g.
 # The instruction sets are named (-march=x86-64-v3, never native), so a ccache shared between

@@ -299,3 +299,64 @@ TEST_CASE("AnyTransport: a handle to the in-process model or a thread rank runs 
 }
 
 }  // namespace edgescale
+
+namespace edgescale {
+
+TEST_CASE("a wrong-shape update handed to server_update is refused and changes nothing") {
+  fed::Fed3r<double> ridge(4, 3);
+  const std::vector<double> ridge_before = ridge.server_state();
+  const fed::RidgeStatistics good(4, 3);
+  const fed::RidgeStatistics wrong(5, 3);
+  const std::vector<fed::Received<fed::RidgeStatistics>> ridge_updates{{0, 1, &good},
+                                                                       {1, 1, &wrong}};
+  CHECK_THROWS_WITH_AS(ridge.server_update(ridge_updates, {.clients = 2}),
+                       doctest::Contains("cannot add"), shape_error);
+  CHECK(ridge.server_state() == ridge_before);
+
+  fed::FedNcm<double> ncm(4, 3);
+  const std::vector<double> ncm_before = ncm.server_state();
+  const fed::NcmStatistics fine(4, 3);
+  fed::NcmStatistics short_counts(4, 3);
+  short_counts.counts.pop_back();
+  const std::vector<fed::Received<fed::NcmStatistics>> ncm_updates{{0, 1, &fine},
+                                                                   {1, 1, &short_counts}};
+  CHECK_THROWS_WITH_AS(ncm.server_update(ncm_updates, {.clients = 2}),
+                       doctest::Contains("4 x 3 sums and 2 counts, expected 4 x 3 and 3"),
+                       shape_error);
+  CHECK(ncm.server_state() == ncm_before);
+}
+
+TEST_CASE(
+    "messages between ranks: node lists and round outcomes round-trip; malformed ones are "
+    "refused") {
+  const std::vector<fed::ReductionNode> nodes{{3, 5, false, {}}, {0, 48, true, {}}};
+  const std::string bytes = fed::detail::encode_node_headers(nodes);
+  const std::vector<fed::ReductionNode> back = fed::detail::decode_node_headers(bytes, 1);
+  REQUIRE(back.size() == 2);
+  CHECK((back[0].level == 3 && back[0].index == 5 && !back[0].empty));
+  CHECK((back[1].level == 0 && back[1].index == 48 && back[1].empty));
+  for (const std::string& bad :
+       {std::string(), bytes.substr(0, bytes.size() - 1), bytes.substr(0, bytes.size() - 8)}) {
+    CHECK_THROWS_WITH_AS((void)fed::detail::decode_node_headers(bad, 1),
+                         doctest::Contains("rank 1 sent a malformed node list"), argument_error);
+  }
+  std::string level_11;
+  fed::detail::put_word(level_11, 1);
+  fed::detail::put_word(level_11, 11);
+  fed::detail::put_word(level_11, 0);
+  fed::detail::put_word(level_11, 1);
+  CHECK_THROWS_AS((void)fed::detail::decode_node_headers(level_11, 1), argument_error);
+
+  const std::vector<fed::detail::Outcome> outcomes{{3, true, 120, {}}, {7, false, 0, "NaN"}};
+  const std::string message = fed::detail::encode_outcomes(outcomes);
+  std::vector<fed::detail::Outcome> decoded;
+  fed::detail::decode_outcomes(message, 2, decoded);
+  REQUIRE(decoded.size() == 2);
+  CHECK((decoded[1].client == 7 && !decoded[1].accepted && decoded[1].reason == "NaN"));
+  CHECK((decoded[0].bytes == 120 && decoded[0].accepted));
+  std::vector<fed::detail::Outcome> none;
+  CHECK_THROWS_WITH_AS(fed::detail::decode_outcomes(message.substr(0, message.size() - 2), 2, none),
+                       doctest::Contains("rank 2 sent malformed round outcomes"), argument_error);
+}
+
+}  // namespace edgescale

@@ -122,24 +122,25 @@ class FedNcm {
   }
 
   /// Adds the received sums and counts (fed/reduce.hpp's fixed order: the same bits on any
-  /// number of ranks). Throws shape_error for a wrong shape.
+  /// number of ranks). Throws shape_error for a wrong shape (accumulate), changing nothing.
   void server_update(std::span<const Received<NcmStatistics>> received, const RoundInfo& info) {
-    for (const Received<NcmStatistics>& r : received) {
-      if (r.update != nullptr &&
-          (r.update->sums.rows() != features_ || r.update->sums.cols() != classes_ ||
-           static_cast<Index>(r.update->counts.size()) != classes_)) {
-        throw shape_error("fedncm: the update of client " + std::to_string(r.client) +
-                          " has the wrong shape");
-      }
-    }
     apply(reduce_received(*this, received, info.clients), info);
   }
 
   /// Values of the round's sum (fed::Reducible): d·C sums, then C counts.
   [[nodiscard]] Index reduction_size() const { return features_ * classes_ + classes_; }
-  /// Adds one client's sums and counts to `sum`.
+  /// Adds one client's sums and counts to `sum`. Throws shape_error for statistics of another
+  /// d or C (before anything is added).
   void accumulate(std::span<double> sum, const NcmStatistics& u, Index /*samples*/) const {
     require_reduction_size(sum.size(), reduction_size(), "fedncm");
+    if (u.sums.rows() != features_ || u.sums.cols() != classes_ ||
+        static_cast<Index>(u.counts.size()) != classes_) {
+      throw shape_error("fedncm: an update of " + std::to_string(u.sums.rows()) + " x " +
+                        std::to_string(u.sums.cols()) + " sums and " +
+                        std::to_string(u.counts.size()) + " counts, expected " +
+                        std::to_string(features_) + " x " + std::to_string(classes_) + " and " +
+                        std::to_string(classes_));
+    }
     const Index dc = features_ * classes_;
     Eigen::Map<Vector<double>>(sum.data(), dc) += u.sums.reshaped();
     for (Index c = 0; c < classes_; ++c) {

@@ -28,13 +28,13 @@
 #include <edgescale/core/tensor.hpp>
 #include <edgescale/fed/client.hpp>
 #include <edgescale/fed/concepts.hpp>
+#include <edgescale/fed/detail/wire.hpp>
 #include <edgescale/fed/transport.hpp>
 
 #include <algorithm>
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
-#include <cstring>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -179,45 +179,38 @@ class ReductionStack {
 
 namespace detail {
 
-// A node list on the wire: a header of (count) then (level, index, empty) per node, as bytes;
+// A node list on the wire: a header of (count) then (level, index, empty) per node, as words;
 // the non-empty nodes' values follow as one message of doubles each.
 inline std::string encode_node_headers(const std::vector<ReductionNode>& nodes) {
-  std::vector<std::int64_t> words;
-  words.push_back(static_cast<std::int64_t>(nodes.size()));
+  std::string bytes;
+  put_word(bytes, static_cast<std::int64_t>(nodes.size()));
   for (const ReductionNode& n : nodes) {
-    words.push_back(n.level);
-    words.push_back(n.index);
-    words.push_back(n.empty ? 1 : 0);
+    put_word(bytes, n.level);
+    put_word(bytes, n.index);
+    put_word(bytes, n.empty ? 1 : 0);
   }
-  std::string bytes(words.size() * sizeof(std::int64_t), '\0');
-  std::memcpy(bytes.data(), words.data(), bytes.size());
   return bytes;
 }
 
 inline std::vector<ReductionNode> decode_node_headers(const std::string& bytes, int from) {
-  const auto bad = [&] {
-    return argument_error("reduction: rank " + std::to_string(from) +
+  const std::string bad = "reduction: rank " + std::to_string(from) +
                           " sent a malformed node list (" + std::to_string(bytes.size()) +
-                          " bytes)");
-  };
-  if (bytes.size() < sizeof(std::int64_t) || bytes.size() % sizeof(std::int64_t) != 0) {
-    throw bad();
-  }
-  std::vector<std::int64_t> words(bytes.size() / sizeof(std::int64_t));
-  std::memcpy(words.data(), bytes.data(), bytes.size());
-  const std::int64_t count = words[0];
-  if (count < 0 || static_cast<std::size_t>(count) * 3 + 1 != words.size()) {
-    throw bad();
+                          " bytes)";
+  WordReader r(bytes, bad);
+  const std::int64_t count = r.word();
+  if (count < 0 || static_cast<std::size_t>(count) * 3 * sizeof(std::int64_t) !=
+                       bytes.size() - sizeof(std::int64_t)) {
+    throw argument_error(bad);
   }
   std::vector<ReductionNode> nodes(static_cast<std::size_t>(count));
-  for (std::size_t i = 0; i < nodes.size(); ++i) {
-    const std::int64_t level = words[1 + 3 * i];
+  for (ReductionNode& n : nodes) {
+    const std::int64_t level = r.word();
     if (level < 0 || level > reduction_levels) {
-      throw bad();
+      throw argument_error(bad);
     }
-    nodes[i].level = static_cast<int>(level);
-    nodes[i].index = words[2 + 3 * i];
-    nodes[i].empty = words[3 + 3 * i] != 0;
+    n.level = static_cast<int>(level);
+    n.index = r.word();
+    n.empty = r.word() != 0;
   }
   return nodes;
 }

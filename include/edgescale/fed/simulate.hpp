@@ -33,6 +33,7 @@
 #include <edgescale/data/dataset.hpp>
 #include <edgescale/fed/client.hpp>
 #include <edgescale/fed/concepts.hpp>
+#include <edgescale/fed/detail/wire.hpp>
 #include <edgescale/fed/reduce.hpp>
 #include <edgescale/fed/transport.hpp>
 
@@ -197,48 +198,25 @@ struct Outcome {
   std::string reason;
 };
 
-inline void put_word(std::string& out, std::int64_t w) {
-  char b[sizeof w];
-  std::memcpy(b, &w, sizeof w);
-  out.append(b, sizeof w);
-}
-
 inline std::string encode_outcomes(const std::vector<Outcome>& outcomes) {
   std::string out;
   for (const Outcome& o : outcomes) {
     put_word(out, o.client);
     put_word(out, o.accepted ? 1 : 0);
     put_word(out, static_cast<std::int64_t>(o.bytes));
-    put_word(out, static_cast<std::int64_t>(o.reason.size()));
-    out += o.reason;
+    put_bytes(out, o.reason);
   }
   return out;
 }
 
 inline void decode_outcomes(const std::string& in, int rank, std::vector<Outcome>& out) {
-  std::size_t at = 0;
-  const auto word = [&] {
-    if (in.size() - at < sizeof(std::int64_t)) {
-      throw argument_error("Simulation: rank " + std::to_string(rank) +
-                           " sent malformed round outcomes");
-    }
-    std::int64_t w = 0;
-    std::memcpy(&w, in.data() + at, sizeof w);
-    at += sizeof w;
-    return w;
-  };
-  while (at < in.size()) {
+  WordReader r(in, "Simulation: rank " + std::to_string(rank) + " sent malformed round outcomes");
+  while (!r.done()) {
     Outcome o;
-    o.client = word();
-    o.accepted = word() != 0;
-    o.bytes = static_cast<std::size_t>(word());
-    const std::int64_t length = word();
-    if (length < 0 || static_cast<std::size_t>(length) > in.size() - at) {
-      throw argument_error("Simulation: rank " + std::to_string(rank) +
-                           " sent malformed round outcomes");
-    }
-    o.reason.assign(in, at, static_cast<std::size_t>(length));
-    at += static_cast<std::size_t>(length);
+    o.client = r.word();
+    o.accepted = r.word() != 0;
+    o.bytes = static_cast<std::size_t>(r.word());
+    o.reason = r.bytes();
     out.push_back(std::move(o));
   }
 }
@@ -553,12 +531,8 @@ class Simulation {
 
   // Every rank must simulate the same federation: compares a fingerprint of it with rank 0's.
   void check_same_everywhere() {
-    std::uint64_t h = 0xcbf29ce484222325ULL;  // FNV-1a over the numbers that must agree
-    const auto mix = [&](std::uint64_t v) {
-      for (int i = 0; i < 8; ++i) {
-        h = (h ^ ((v >> (8 * i)) & 0xFF)) * 0x100000001b3ULL;
-      }
-    };
+    std::uint64_t h = 0;  // the partition, mixed as the project mixes seeds (core/random.hpp)
+    const auto mix = [&](std::uint64_t v) { h = edgescale::detail::splitmix64(h ^ v); };
     for (const auto& c : clients_) {
       mix(c.size());
       for (const Index i : c) {

@@ -46,7 +46,9 @@ struct Ranges {
 
 namespace detail {
 
-/// What every observer shares: its channel count and the checks of a batch.
+/// What every observer shares: its channel count, the checks of a batch, and the quantizer of
+/// its range (Self::range()).
+template <class Self>
 class ObserverBase {
  public:
   explicit ObserverBase(Index channels, const char* who) : channels_(channels), who_(who) {
@@ -60,7 +62,8 @@ class ObserverBase {
 
   /// The quantizer of this observer's range (Q::from_range).
   template <class Q>
-  [[nodiscard]] Q quantizer(const Ranges& r) const {
+  [[nodiscard]] Q quantizer() const {
+    const Ranges r = static_cast<const Self&>(*this).range();
     return Q::from_range(std::span<const float>(r.lo), std::span<const float>(r.hi));
   }
 
@@ -110,15 +113,33 @@ class ObserverBase {
   Index batches_ = 0;
 };
 
+/// An observer that keeps one running [lo, hi] per channel (min-max and its moving average).
+template <class Self>
+class RangeObserver : public ObserverBase<Self> {
+ public:
+  [[nodiscard]] Ranges range() const {
+    this->require_observed();
+    return {lo_, hi_};
+  }
+
+ protected:
+  RangeObserver(Index channels, const char* who, float lo, float hi)
+      : ObserverBase<Self>(channels, who),
+        lo_(static_cast<std::size_t>(channels), lo),
+        hi_(static_cast<std::size_t>(channels), hi) {}
+
+  std::vector<float> lo_;
+  std::vector<float> hi_;
+};
+
 }  // namespace detail
 
 /// The running minimum and maximum per channel.
-class MinMax : public detail::ObserverBase {
+class MinMax : public detail::RangeObserver<MinMax> {
  public:
   explicit MinMax(Index channels = 1)
-      : ObserverBase(channels, "quant::MinMax"),
-        lo_(static_cast<std::size_t>(channels), std::numeric_limits<float>::infinity()),
-        hi_(static_cast<std::size_t>(channels), -std::numeric_limits<float>::infinity()) {}
+      : RangeObserver(channels, "quant::MinMax", std::numeric_limits<float>::infinity(),
+                      -std::numeric_limits<float>::infinity()) {}
 
   template <class Derived>
   void observe(const Eigen::DenseBase<Derived>& x) {
@@ -129,28 +150,13 @@ class MinMax : public detail::ObserverBase {
       hi_[i] = std::max(hi_[i], static_cast<float>(v.maxCoeff()));
     });
   }
-  [[nodiscard]] Ranges range() const {
-    require_observed();
-    return {lo_, hi_};
-  }
-  template <class Q>
-  [[nodiscard]] Q quantizer() const {
-    return ObserverBase::quantizer<Q>(range());
-  }
-
- private:
-  std::vector<float> lo_;
-  std::vector<float> hi_;
 };
 
 /// Exponential moving averages of each batch's minimum and maximum (c = 0.01, PyTorch's).
-class MovingAverageMinMax : public detail::ObserverBase {
+class MovingAverageMinMax : public detail::RangeObserver<MovingAverageMinMax> {
  public:
   explicit MovingAverageMinMax(Index channels = 1, double averaging_constant = 0.01)
-      : ObserverBase(channels, "quant::MovingAverageMinMax"),
-        c_(averaging_constant),
-        lo_(static_cast<std::size_t>(channels), 0.0F),
-        hi_(static_cast<std::size_t>(channels), 0.0F) {
+      : RangeObserver(channels, "quant::MovingAverageMinMax", 0.0F, 0.0F), c_(averaging_constant) {
     if (!(averaging_constant > 0 && averaging_constant <= 1)) {
       throw argument_error("quant::MovingAverageMinMax: the averaging constant must be in (0, 1]");
     }
@@ -168,23 +174,13 @@ class MovingAverageMinMax : public detail::ObserverBase {
       hi_[i] = first ? mx : hi_[i] + static_cast<float>(c_) * (mx - hi_[i]);
     });
   }
-  [[nodiscard]] Ranges range() const {
-    require_observed();
-    return {lo_, hi_};
-  }
-  template <class Q>
-  [[nodiscard]] Q quantizer() const {
-    return ObserverBase::quantizer<Q>(range());
-  }
 
  private:
   double c_;
-  std::vector<float> lo_;
-  std::vector<float> hi_;
 };
 
 /// The (100 − p)-th and p-th percentiles of the values seen, per channel.
-class Percentile : public detail::ObserverBase {
+class Percentile : public detail::ObserverBase<Percentile> {
  public:
   explicit Percentile(Index channels = 1, double percentile = 99.99,
                       std::size_t capacity = std::size_t{1} << 20)
@@ -230,10 +226,6 @@ class Percentile : public detail::ObserverBase {
     }
     return r;
   }
-  template <class Q>
-  [[nodiscard]] Q quantizer() const {
-    return ObserverBase::quantizer<Q>(range());
-  }
 
  private:
   // The value at fraction q of the sorted values (nearest rank).
@@ -253,19 +245,19 @@ class Percentile : public detail::ObserverBase {
 
 /// MSE-optimal clipping for `Bits`-bit affine codes from a histogram (see the top of this file).
 template <int Bits>
-class MseClipping : public detail::ObserverBase {
+class MseClipping : public detail::ObserverBase<MseClipping<Bits>> {
  public:
   static constexpr int bins = 2048;
   static constexpr int steps = 100;
 
   explicit MseClipping(Index channels = 1)
-      : ObserverBase(channels, "quant::MseClipping"),
+      : detail::ObserverBase<MseClipping>(channels, "quant::MseClipping"),
         histograms_(static_cast<std::size_t>(channels)) {}
 
   template <class Derived>
   void observe(const Eigen::DenseBase<Derived>& x) {
-    check(x);
-    for_each_channel(x, [&](Index c, const auto& v) {
+    this->check(x);
+    this->for_each_channel(x, [&](Index c, const auto& v) {
       Histogram& h = histograms_[static_cast<std::size_t>(c)];
       const double mn = std::min(0.0, static_cast<double>(v.minCoeff()));
       const double mx = std::max(0.0, static_cast<double>(v.maxCoeff()));
@@ -277,7 +269,7 @@ class MseClipping : public detail::ObserverBase {
   }
 
   [[nodiscard]] Ranges range() const {
-    require_observed();
+    this->require_observed();
     Ranges r;
     for (const Histogram& h : histograms_) {
       double best_t = 1;
@@ -294,10 +286,6 @@ class MseClipping : public detail::ObserverBase {
       r.hi.push_back(static_cast<float>(best_t * h.hi));
     }
     return r;
-  }
-  template <class Q>
-  [[nodiscard]] Q quantizer() const {
-    return ObserverBase::quantizer<Q>(range());
   }
 
  private:

@@ -268,15 +268,22 @@ class MseClipping : public detail::ObserverBase<MseClipping<Bits>> {
     });
   }
 
-  [[nodiscard]] Ranges range() const {
+  [[nodiscard]] Ranges range() const { return range(Bits); }
+  /// The clipping range that is best for `bits`-bit codes (2 to 8) instead of Bits: one histogram
+  /// serves every width of a mixed-precision conversion.
+  [[nodiscard]] Ranges range(int bits) const {
     this->require_observed();
+    if (bits < 2 || bits > 8) {
+      throw argument_error("quant::MseClipping: bit widths are 2 to 8, got " +
+                           std::to_string(bits));
+    }
     Ranges r;
     for (const Histogram& h : histograms_) {
       double best_t = 1;
       double best = std::numeric_limits<double>::infinity();
       for (int k = steps; k >= 1; --k) {
         const double t = static_cast<double>(k) / steps;
-        const double e = h.quantization_error(t * h.lo, t * h.hi, (1 << Bits) - 1);
+        const double e = h.quantization_error(t * h.lo, t * h.hi, (1 << bits) - 1);
         if (e < best) {
           best = e;
           best_t = t;

@@ -95,7 +95,10 @@ class Requantizer {
   Requantizer(std::span<const std::int8_t> codes, Index out, Index fan_in,
               std::span<const float> scales, std::span<const float> bias,
               const ActivationParams& in, const ActivationParams& output, bool relu)
-      : weights_(codes.data(), out, fan_in), in_(in), out_(output) {
+      : weights_(codes.data(), out, fan_in),
+        codes_(codes.begin(), codes.end()),
+        in_(in),
+        out_(output) {
     in.check("integer stage input");
     output.check("integer stage output");
     if (static_cast<Index>(scales.size()) != out ||
@@ -127,6 +130,24 @@ class Requantizer {
   }
 
   [[nodiscard]] const PackedS8& weights() const { return weights_; }
+  /// The weight codes as the GEMM reads them (Out x fan_in row-major; a convolution's fan_in in
+  /// (ky, kx, c) order): what exporters and model-size reports read.
+  [[nodiscard]] std::span<const std::int8_t> codes() const { return codes_; }
+  /// The fewest bits (2 to 8) whose narrow symmetric codes [−(2^(b−1) − 1), 2^(b−1) − 1] hold
+  /// every weight code: the storage width of the layer.
+  [[nodiscard]] int weight_bits() const {
+    int m = 0;
+    for (const std::int8_t c : codes_) {
+      m = std::max(m, c < 0 ? -int{c} : int{c});
+    }
+    int bits = 2;
+    while (bits < 8 && m > (1 << (bits - 1)) - 1) {
+      ++bits;
+    }
+    return bits;
+  }
+  [[nodiscard]] Index out_channels() const { return weights_.rows(); }
+  [[nodiscard]] Index fan_in() const { return weights_.depth(); }
   [[nodiscard]] const ActivationParams& input_params() const { return in_; }
   [[nodiscard]] const ActivationParams& output_params() const { return out_; }
   [[nodiscard]] std::span<const std::int32_t> bias() const { return bias_; }
@@ -143,6 +164,7 @@ class Requantizer {
 
  private:
   PackedS8 weights_;
+  std::vector<std::int8_t> codes_;
   std::vector<std::int32_t> bias_;
   std::vector<Multiplier> multiplier_;
   ActivationParams in_;

@@ -58,7 +58,7 @@ std::string with_header(const std::string& dict, const std::string& data = "") {
 }  // namespace
 
 TEST_CASE_TEMPLATE("npy round-trips every dtype and shape", T, float, double, std::int32_t,
-                   std::int64_t, std::uint8_t) {
+                   std::int8_t, std::int64_t, std::uint8_t) {
   const std::vector<std::vector<Index>> shapes{{}, {0}, {5}, {2, 3}, {2, 1, 3, 2}, {0, 4}};
   for (const auto& shape : shapes) {
     Index n = 1;

@@ -56,15 +56,17 @@
 namespace edgescale::data {
 
 /// The element types a .npy file can hold here.
-/// The element types a .npy file can hold here. The first five are also written; the other
-/// integer types (int8, int16, uint16, uint32, uint64: what numpy users save labels and indices
-/// as) are read, widened, into any of the integer or floating types read_npy takes.
+/// The element types a .npy file can hold here. The first six are also written (int8: the codes
+/// of quantized models); the other integer types (int16, uint16, uint32, uint64: what numpy users
+/// save labels and indices as) are read, widened, into any of the integer or floating types
+/// read_npy takes.
 enum class NpyDtype { f4, f8, i4, i8, u1, i1, i2, u2, u4, u8 };
 
 /// The C++ types that read_npy and write_npy take.
 template <class T>
-concept NpyScalar = std::same_as<T, float> || std::same_as<T, double> ||
-    std::same_as<T, std::int32_t> || std::same_as<T, std::int64_t> || std::same_as<T, std::uint8_t>;
+concept NpyScalar =
+    std::same_as<T, float> || std::same_as<T, double> || std::same_as<T, std::int32_t> ||
+    std::same_as<T, std::int64_t> || std::same_as<T, std::uint8_t> || std::same_as<T, std::int8_t>;
 
 /// Longest header accepted on reading (numpy writes ~128 bytes; a shape of thousands of axes is
 /// the only legitimate reason for more).
@@ -104,6 +106,8 @@ constexpr NpyDtype npy_dtype_of() {
     return NpyDtype::i4;
   } else if constexpr (std::same_as<T, std::int64_t>) {
     return NpyDtype::i8;
+  } else if constexpr (std::same_as<T, std::int8_t>) {
+    return NpyDtype::i1;
   } else {
     return NpyDtype::u1;
   }

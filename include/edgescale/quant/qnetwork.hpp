@@ -100,7 +100,8 @@ class QNetwork {
   [[nodiscard]] const stage_type<I>& stage() const {
     return std::get<I>(stages_);
   }
-  /// f(index, stage) for every stage in order.
+  /// f(index, stage) for every stage in order; index is a std::integral_constant (0: the input
+  /// stage, l + 1: float layer l), usable in `if constexpr`.
   template <class F>
   void for_each_stage(F&& f) const {
     for_each_stage_impl(f, std::make_index_sequence<size + 1>{});
@@ -119,7 +120,7 @@ class QNetwork {
   }
   template <class F, std::size_t... I>
   void for_each_stage_impl(F& f, std::index_sequence<I...> /*indices*/) const {
-    (f(I, std::get<I>(stages_)), ...);
+    (f(std::integral_constant<std::size_t, I>{}, std::get<I>(stages_)), ...);
   }
 
   stage_tuple stages_;

@@ -97,6 +97,7 @@ class Requantizer {
               const ActivationParams& in, const ActivationParams& output, bool relu)
       : weights_(codes.data(), out, fan_in),
         codes_(codes.begin(), codes.end()),
+        scales_(scales.begin(), scales.end()),
         in_(in),
         out_(output) {
     in.check("integer stage input");
@@ -129,6 +130,44 @@ class Requantizer {
     }
   }
 
+  /// From the integers themselves (a saved model): codes in GEMM order, bias' (zero-point
+  /// correction included) and multipliers per output channel, the output clamp.
+  Requantizer(std::span<const std::int8_t> codes, Index out, Index fan_in,
+              std::span<const float> scales, std::span<const std::int32_t> bias,
+              std::span<const Multiplier> multipliers, const ActivationParams& in,
+              const ActivationParams& output, std::int32_t act_min, std::int32_t act_max)
+      : weights_(codes.data(), out, fan_in),
+        codes_(codes.begin(), codes.end()),
+        scales_(scales.begin(), scales.end()),
+        bias_(bias.begin(), bias.end()),
+        multiplier_(multipliers.begin(), multipliers.end()),
+        in_(in),
+        out_(output),
+        act_min_(act_min),
+        act_max_(act_max) {
+    in.check("integer stage input");
+    output.check("integer stage output");
+    if (static_cast<Index>(codes.size()) != out * fan_in ||
+        static_cast<Index>(scales.size()) != out || static_cast<Index>(bias.size()) != out ||
+        static_cast<Index>(multipliers.size()) != out) {
+      throw argument_error("integer stage: " + std::to_string(codes.size()) + " weights, " +
+                           std::to_string(bias.size()) + " biases, " +
+                           std::to_string(multipliers.size()) + " multipliers for " +
+                           std::to_string(out) + " x " + std::to_string(fan_in));
+    }
+    if (act_min < output.qmin || act_max > output.qmax || act_min > act_max) {
+      throw argument_error("integer stage: the clamp [" + std::to_string(act_min) + ", " +
+                           std::to_string(act_max) + "] is not inside the output's codes");
+    }
+    for (const Multiplier& m : multipliers) {
+      if (m.value < 0 || (m.value != 0 && m.value < (1 << 30)) || m.shift > 30 || m.shift < -31) {
+        throw argument_error("integer stage: a multiplier (" + std::to_string(m.value) +
+                             ", shift " + std::to_string(m.shift) +
+                             ") outside [2^30, 2^31) x 2^[-31, 30]");
+      }
+    }
+  }
+
   [[nodiscard]] const PackedS8& weights() const { return weights_; }
   /// The weight codes as the GEMM reads them (Out x fan_in row-major; a convolution's fan_in in
   /// (ky, kx, c) order): what exporters and model-size reports read.
@@ -151,6 +190,8 @@ class Requantizer {
   [[nodiscard]] const ActivationParams& input_params() const { return in_; }
   [[nodiscard]] const ActivationParams& output_params() const { return out_; }
   [[nodiscard]] std::span<const std::int32_t> bias() const { return bias_; }
+  /// S_w per output channel (weights dequantize as S_w[c]·code).
+  [[nodiscard]] std::span<const float> weight_scales() const { return scales_; }
   [[nodiscard]] std::span<const Multiplier> multipliers() const { return multiplier_; }
   [[nodiscard]] std::int32_t act_min() const { return act_min_; }
   [[nodiscard]] std::int32_t act_max() const { return act_max_; }
@@ -165,6 +206,7 @@ class Requantizer {
  private:
   PackedS8 weights_;
   std::vector<std::int8_t> codes_;
+  std::vector<float> scales_;
   std::vector<std::int32_t> bias_;
   std::vector<Multiplier> multiplier_;
   ActivationParams in_;
@@ -230,6 +272,8 @@ class DenseStage {
   using input_type = QBatchView;
   using output_type = QBatchView;
   using output_shape = Shape<Out>;
+  static constexpr Index output_channels = Out;
+  static constexpr Index fan_in = In;
 
   DenseStage() = default;
   /// codes: PyTorch's (Out, In) weight order.
@@ -237,6 +281,17 @@ class DenseStage {
              std::span<const float> bias, const ActivationParams& in,
              const ActivationParams& output, bool relu)
       : rq_(checked(codes), Out, In, scales, bias, in, output, relu) {
+    acc_.reserve(Out);
+    out_.reserve(Out);
+  }
+
+  /// From a requantizer of Out x In (a saved model).
+  explicit DenseStage(detail::Requantizer rq) : rq_(std::move(rq)) {
+    if (rq_.out_channels() != Out || rq_.fan_in() != In) {
+      throw argument_error("DenseStage<" + std::to_string(In) + ", " + std::to_string(Out) +
+                           ">: weights of " + std::to_string(rq_.out_channels()) + " x " +
+                           std::to_string(rq_.fan_in()));
+    }
     acc_.reserve(Out);
     out_.reserve(Out);
   }
@@ -282,6 +337,10 @@ class Conv2DStage {
   using input_type = QBatchView;
   using output_type = QBatchView;
   using output_shape = Shape<Cout, out_height, out_width>;
+  static constexpr Index output_channels = Cout;
+  static constexpr Index fan_in = patch;
+  static constexpr int in_channels = cin;
+  static constexpr int kernel_size = K;
 
   Conv2DStage() = default;
   /// codes: PyTorch's (Cout, Cin, K, K) weight order (permuted here to the patch order).
@@ -289,6 +348,20 @@ class Conv2DStage {
               std::span<const float> bias, const ActivationParams& in,
               const ActivationParams& output, bool relu)
       : rq_(permuted(codes), Cout, patch, scales, bias, in, output, relu) {
+    acc_.reserve(pixels * Cout);
+    out_.reserve(pixels * Cout);
+    if constexpr (!direct) {
+      col_.reserve(pixels * patch);
+    }
+  }
+
+  /// From a requantizer of Cout x patch in (ky, kx, c) order (a saved model).
+  explicit Conv2DStage(detail::Requantizer rq) : rq_(std::move(rq)) {
+    if (rq_.out_channels() != Cout || rq_.fan_in() != patch) {
+      throw argument_error("Conv2DStage: weights of " + std::to_string(rq_.out_channels()) + " x " +
+                           std::to_string(rq_.fan_in()) + ", expected " + std::to_string(Cout) +
+                           " x " + std::to_string(patch));
+    }
     acc_.reserve(pixels * Cout);
     out_.reserve(pixels * Cout);
     if constexpr (!direct) {

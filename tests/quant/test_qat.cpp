@@ -357,16 +357,20 @@ void check_prepared(QatNet& qat, const Net& net, const Matrix<float>& calibratio
     CAPTURE(path);
     const Matrix<float>& y = outputs.at(std::string(path));
     if constexpr (quant::is_qat_layer_v<L>) {
-      // weight steps: 2·mean|W[c]| / √Q_P
-      const Vector<float>& w = layer.inner().parameters()[0].value;
+      // weight steps: 2·mean|W[c]| / √Q_P, over the kept weights of a pruned layer
+      const Parameter<float>& weight = layer.inner().parameters()[0];
+      const Vector<float>& w = weight.value;
       const quant::CodeRange codes = quant::narrow_codes(layer.weight_bits());
       for (Index c = 0; c < L::out_channels; ++c) {
-        const double mean = w.segment(c * L::weights_per_channel, L::weights_per_channel)
-                                .template cast<double>()
-                                .cwiseAbs()
-                                .mean();
+        double sum = 0;
+        double kept = 0;
+        for (Index k = c * L::weights_per_channel; k < (c + 1) * L::weights_per_channel; ++k) {
+          const bool pruned = weight.masked() && weight.mask[k] == 0.0F;
+          sum += pruned ? 0.0 : std::abs(double{w[k]});
+          kept += pruned ? 0.0 : 1.0;
+        }
         CHECK(layer.weight_steps()[static_cast<std::size_t>(c)] ==
-              doctest::Approx(2 * mean / std::sqrt(double(codes.qp))).epsilon(1e-5));
+              doctest::Approx(2 * sum / kept / std::sqrt(double(codes.qp))).epsilon(1e-5));
       }
       Matrix<float> x_hat = previous;
       if (layer.quantizes_input()) {
@@ -503,7 +507,11 @@ TEST_CASE("qat layers: the ReLU's unsigned quantizer against its surrogate") {
 
 TEST_CASE("qat prepare: an MLP, by the fusion rule, with 8-bit ends and 4 bits elsewhere") {
   Rng rng = make_stream(14, "qat prepare mlp");
-  const Mlp net{nn::init::kaiming_normal, rng};
+  Mlp net{nn::init::kaiming_normal, rng};
+  // layer 2 pruned: every other weight (the mask carries over; its steps count kept weights)
+  Parameter<float>& pruned = net.layer<2>().parameters()[0];
+  pruned.mask = Vector<float>::NullaryExpr(pruned.size(), [](Index k) { return float(k % 2); });
+  pruned.apply_mask();
   const Matrix<float> calibration = random_matrix(4, 32, rng, 2.0);
   const quant::Precision precision = quant::eight_bit_ends(net, 4);
   CHECK(precision.input_bits == 8);
@@ -528,6 +536,15 @@ TEST_CASE("qat prepare: an MLP, by the fusion rule, with 8-bit ends and 4 bits e
                    {"4", false, 0, 4},
                    {"5", false, 8, 8}});
   check_prepared(qat, net, calibration);
+  const Parameter<float>& carried = qat.layer<2>().inner().parameters()[0];
+  CHECK(carried.mask == pruned.mask);
+  // a training step keeps the pruned weights at 0 (the optimizer enforces the carried mask)
+  nn::Trainer trainer{qat};
+  nn::SGD opt{{.learning_rate = 0.1}};
+  const std::vector<std::int32_t> labels(32, 1);
+  (void)trainer.step(opt, batch_view(calibration), labels);
+  CHECK((carried.value.array() * (1.0F - carried.mask.array())).isZero(0.0F));
+  CHECK(!carried.value.isZero());
 
   // preparing again with other bits reconfigures every quantizer
   quant::prepare_qat(qat, net, calibration,

@@ -37,8 +37,10 @@
 // the last Dense) — and nothing else: max pooling and flatten pass codes through unchanged.
 // prepare_qat enables the quantizers by that rule, sets bit widths from a Precision (run-time
 // values, 2 to 8 per layer, so one network type serves 8-bit, 4-bit and mixed precision) and
-// initialises the steps by LSQ's rule (2·mean|v|/√Q_P: weights per channel, activations from one
-// forward of the calibration batch through the already quantized layers before them).
+// initialises the steps by LSQ's rule (2·mean|v|/√Q_P: weights per channel, over the kept weights
+// of a pruned layer; activations from one forward of the calibration batch through the already
+// quantized layers before them). Pruning masks carry over with the weights and stay enforced by
+// the optimizers: a pruned weight is 0, whose code is 0.
 //
 // Out of scope, refused at compile time: BatchNorm (QAT with batch-norm folding is not
 // implemented: fold BatchNorm into the layer before it, or train without it) and Residual blocks
@@ -279,11 +281,19 @@ class QatLayer {
   }
   void disable_weight_quantization() { quantize_weights_ = false; }
   /// s_c = 2·mean|W[c]| / √Q_P for every output channel, from the float weights as they are now.
+  /// With a pruning mask the mean is over the kept weights of the channel (a pruned weight is 0
+  /// and stays 0: it would only shrink the step).
   void initialize_weight_steps() {
     const CodeRange codes = narrow_codes(weight_bits_);
-    const Vector<T>& w = inner_.parameters()[0].value;
+    const Parameter<T>& w = inner_.parameters()[0];
     for (Index c = 0; c < out_channels; ++c) {
-      const T mean_abs = w.segment(c * weights_per_channel, weights_per_channel).cwiseAbs().mean();
+      const auto channel = w.value.segment(c * weights_per_channel, weights_per_channel);
+      T mean_abs = channel.cwiseAbs().mean();
+      if (w.masked()) {
+        const auto kept = w.mask.segment(c * weights_per_channel, weights_per_channel);
+        const auto count = static_cast<T>((kept.array() != T(0)).count());
+        mean_abs = count > T(0) ? channel.cwiseProduct(kept).cwiseAbs().sum() / count : T(0);
+      }
       weight_step_.value[c] = lsq_initial_step(mean_abs, codes);
     }
   }

@@ -225,6 +225,33 @@ void check_layer_against_surrogate(Rng& rng, int weight_bits, int output_bits, d
   for_each_parameter(layer, [](std::string_view, Parameter<double>& p) { p.zero_grad(); });
   (void)layer.forward(batch_view(x));
   const Matrix<double> dx = layer.backward(batch_view(r));
+  // the overwriting backward and the parameter-only backwards give the same gradients
+  std::vector<Vector<double>> accumulated;
+  for_each_parameter(layer, [&](std::string_view, Parameter<double>& p) {
+    accumulated.push_back(p.grad);
+    p.grad.setConstant(7.0);
+  });
+  const auto check_gradients = [&] {
+    std::size_t i = 0;
+    for_each_parameter(layer, [&](std::string_view name, Parameter<double>& p) {
+      CAPTURE(name);
+      CHECK(p.grad == accumulated[i++]);
+      p.grad.setConstant(7.0);
+    });
+  };
+  (void)layer.forward(batch_view(x));
+  CHECK(Matrix<double>(layer.backward(batch_view(r), nn::overwrite_gradients)) == dx);
+  check_gradients();
+  (void)layer.forward(batch_view(x));
+  layer.backward_parameters(batch_view(r), nn::overwrite_gradients);
+  check_gradients();
+  for_each_parameter(layer, [](std::string_view, Parameter<double>& p) { p.zero_grad(); });
+  (void)layer.forward(batch_view(x));
+  layer.backward_parameters(batch_view(r));
+  check_gradients();
+  std::size_t restored = 0;
+  for_each_parameter(
+      layer, [&](std::string_view, Parameter<double>& p) { p.grad = accumulated[restored++]; });
 
   // the surrogate, frozen at the base point
   Vector<double> w = tensor(layer, "weight").value;

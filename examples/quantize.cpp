@@ -15,49 +15,19 @@
 //    "model_bytes_fp32", "model_bytes_quant", "per_layer_sqnr_db": [...], "per_layer": [...]}
 // --save DIR writes the integer model as .npy files (docs/quantization.md has the layout);
 // build/examples/infer runs it.
-#include <edgescale/data/dataset.hpp>
 #include <edgescale/data/fashion_mnist.hpp>
-#include <edgescale/data/parameter_file.hpp>
-#include <edgescale/nn.hpp>
-#include <edgescale/quant/calibrate.hpp>
-#include <edgescale/quant/observer.hpp>
-#include <edgescale/quant/qnetwork.hpp>
 
 #include "common/cli.hpp"
-#include "common/instances.hpp"
-#include "common/json.hpp"
 #include "common/paths.hpp"
-#include "networks.hpp"
-#include "quantize/model_files.hpp"
+#include "quantize/options.hpp"
 
-#include <chrono>
-#include <cstdlib>
-#include <fstream>
+#include <exception>
 #include <iostream>
-#include <string>
-#include <vector>
 
 using namespace edgescale;
+using examples::quantize::Options;
 
 namespace {
-
-struct Options {
-  std::string net = "lenet5";
-  std::string mode = "ptq";
-  int bits = 8;
-  std::string observer = "minmax";
-  bool uniform = false;
-  std::uint64_t seed = 1;
-  std::string out;
-  std::string load;
-  std::string save;
-  std::string data;
-  int epochs = 10;
-  int qat_epochs = 3;
-  double qat_lr = 0.01;
-  int calibration_batches = 32;
-  Index test_samples = 0;
-};
 
 Options parse(int argc, char** argv) {
   Options o;
@@ -66,7 +36,8 @@ Options parse(int argc, char** argv) {
                             "quantization-aware) and reports accuracy, size and per-layer error.");
   cli.option("--net", o.net, "NET", "LeNet-300-100 (mlp) or LeNet-5 (lenet5)")
       .choices("mlp|lenet5");
-  cli.option("--mode", o.mode, "MODE", "post-training quantization (ptq)").choices("ptq");
+  cli.option("--mode", o.mode, "MODE", "post-training (ptq) or quantization-aware training (qat)")
+      .choices("ptq|qat");
   cli.option("--bits", o.bits, "B", "bit width of weights and activations (8 or 4)");
   cli.option("--observer", o.observer, "OBS", "calibration observer of the activations")
       .choices("minmax|mse|percentile");
@@ -95,155 +66,6 @@ Options parse(int argc, char** argv) {
   return o;
 }
 
-template <class Net>
-double float_accuracy(Net& net, const data::Dataset<float>& test) {
-  nn::Trainer trainer{net};
-  data::BatchSampler batches(test, std::min<Index>(500, test.size()));
-  return trainer.evaluate(batches).accuracy;
-}
-
-template <class QNet>
-double integer_accuracy(QNet& qnet, const data::Dataset<float>& test) {
-  Index correct = 0;
-  for (Index start = 0; start < test.size(); start += 500) {
-    const Index n = std::min<Index>(500, test.size() - start);
-    const auto classes = qnet.predict(ConstBatchView<float>(
-        test.features.data() + start * test.sample_size(), test.sample_size(), n));
-    for (Index j = 0; j < n; ++j) {
-      correct +=
-          classes[static_cast<std::size_t>(j)] == test.labels[static_cast<std::size_t>(start + j)];
-    }
-  }
-  return static_cast<double>(correct) / static_cast<double>(test.size());
-}
-
-template <class Net, class MakeObserver>
-auto post_training(Net& net, const data::Dataset<float>& train, const Options& o,
-                   MakeObserver make) {
-  quant::Calibrator cal(net, make);
-  Rng pick = make_stream(o.seed, "calibration");
-  std::vector<Index> order(static_cast<std::size_t>(train.size()));
-  for (Index i = 0; i < train.size(); ++i) {
-    order[static_cast<std::size_t>(i)] = i;
-  }
-  shuffle(order, pick);
-  Matrix<float> batch(train.sample_size(), 128);
-  for (int b = 0; b < o.calibration_batches; ++b) {
-    for (Index j = 0; j < 128; ++j) {
-      batch.col(j) =
-          train.features.col(order[static_cast<std::size_t>((b * 128 + j) % train.size())]);
-    }
-    cal.observe(batch);
-  }
-  std::cerr << "calibrated on " << o.calibration_batches << " batches of 128 (" << o.observer
-            << ")\n";
-  return quant::convert(
-      net, cal,
-      {.weight_bits = o.bits,
-       .activation_bits = o.bits,
-       .eight_bit_ends = !o.uniform && o.bits < 8,
-       .weight_range = o.observer == "mse" ? quant::WeightRange::mse : quant::WeightRange::minmax});
-}
-
-template <class Net>
-int run(const Options& o, const std::string& net_name) {
-  const auto dir = std::filesystem::path(o.data);
-  std::cerr << "loading Fashion-MNIST from " << dir.string() << "\n";
-  const auto train =
-      data::load_fashion_mnist<float>(data::Split::train, dir, data::fashion_mnist_standardize);
-  auto test =
-      data::load_fashion_mnist<float>(data::Split::test, dir, data::fashion_mnist_standardize);
-  data::require_sample_size(train, Net::input_shape::size, net_name);
-  if (o.test_samples > 0 && o.test_samples < test.size()) {
-    test.features.conservativeResize(Eigen::NoChange, o.test_samples);
-    test.labels.resize(static_cast<std::size_t>(o.test_samples));
-  }
-
-  Rng init = make_stream(o.seed, "init");
-  Net net{nn::init::kaiming_normal, init};
-  if (!o.load.empty()) {
-    data::load_parameters(net, o.load);
-    std::cerr << "loaded the float " << net_name << " from " << o.load << "\n";
-  } else {
-    nn::Trainer trainer{net};
-    nn::SGD opt{{.learning_rate = 0.05, .momentum = 0.9, .nesterov = true, .weight_decay = 5e-4}};
-    data::BatchSampler train_batches(train, 64);
-    data::BatchSampler test_batches(test, std::min<Index>(500, test.size()));
-    Rng shuffle_rng = make_stream(o.seed, "shuffle");
-    std::cerr << "training the float " << net_name << " for " << o.epochs << " epochs\n";
-    (void)nn::fit(trainer, opt, train_batches, test_batches, {.epochs = o.epochs},
-                  nn::CosineSchedule{.base = 0.05, .epochs = std::max(o.epochs, 1)}, shuffle_rng,
-                  nn::ProgressDisplay{std::cerr});
-  }
-  net.set_training(false);
-  const double fp32 = float_accuracy(net, test);
-  std::cerr << net_name << " fp32 test accuracy " << 100 * fp32 << " %\n";
-
-  const auto start = std::chrono::steady_clock::now();
-  auto report = [&](auto& qnet) {
-    const double seconds =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    const double accuracy = integer_accuracy(qnet, test);
-    const auto errors =
-        quant::layer_errors(net, qnet,
-                            ConstBatchView<float>(test.features.data(), test.sample_size(),
-                                                  std::min<Index>(1000, test.size())));
-    const auto size = examples::quantize::model_bytes(qnet);
-    std::cout.setf(std::ios::fixed);
-    std::cout.precision(2);
-    std::cout << net_name << " " << o.mode << " " << o.bits << "-bit"
-              << (o.uniform ? " uniform" : "") << ": fp32 " << 100 * fp32 << " %, integer "
-              << 100 * accuracy << " % (" << 100 * (accuracy - fp32) << " points); " << size.fp32
-              << " -> " << size.quantized << " bytes\n";
-    for (const auto& e : errors) {
-      std::cout << "  layer " << e.path << ": SQNR " << e.sqnr_db << " dB\n";
-    }
-    if (!o.out.empty()) {
-      std::ofstream json(o.out);
-      examples::json::Writer j(json);
-      j.begin_object();
-      j.field("net", o.net).field("mode", o.mode).field("bits", o.bits);
-      j.field("uniform", o.uniform).field("observer", o.observer).field("seed", o.seed);
-      j.field("fp32_accuracy", fp32).field("quant_accuracy", accuracy);
-      j.field("model_bytes_fp32", size.fp32).field("model_bytes_quant", size.quantized);
-      j.field("seconds", seconds);
-      j.key("per_layer_sqnr_db").begin_array();
-      for (const auto& e : errors) {
-        j.value(e.sqnr_db);
-      }
-      j.end_array();
-      j.key("per_layer").begin_array();
-      for (const auto& e : errors) {
-        j.begin_object().field("layer", e.path).field("sqnr_db", e.sqnr_db).field("mse", e.mse);
-        j.end_object();
-      }
-      j.end_array();
-      j.end_object();
-      if (!json) {
-        throw error("cannot write " + o.out);
-      }
-      std::cerr << "wrote " << o.out << "\n";
-    }
-    if (!o.save.empty()) {
-      examples::quantize::save_model(qnet, o.net, o.save);
-      std::cerr << "saved the integer model to " << o.save << "/\n";
-    }
-  };
-  {
-    if (o.observer == "percentile") {
-      auto qnet = post_training(net, train, o, [] { return quant::Percentile{}; });
-      report(qnet);
-    } else if (o.observer == "mse") {
-      auto qnet = post_training(net, train, o, [] { return quant::MseClipping<8>{}; });
-      report(qnet);
-    } else {
-      auto qnet = post_training(net, train, o, [] { return quant::MinMax{}; });
-      report(qnet);
-    }
-  }
-  return 0;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -253,9 +75,9 @@ int main(int argc, char** argv) {
     examples::check_output_dir(o.save, "--save");
     examples::check_input_dir(o.load, "--load");
     if (o.net == "mlp") {
-      return run<examples::LeNet300100<>>(o, "LeNet-300-100");
+      return examples::quantize::run_mlp(o);
     }
-    return run<examples::LeNet5<>>(o, "LeNet-5");
+    return examples::quantize::run_lenet5(o);
   } catch (const std::exception& e) {
     std::cerr << "quantize: " << e.what() << "\n";
     return 1;

@@ -11,6 +11,7 @@
 //     L.bias.npy         int32 (out): round(b / (S_in·S_w)) − Z_in·Σ_k W[c, k]
 //     L.multiplier.npy, L.shift.npy  int32 (out): M = multiplier · 2^(shift − 31)
 //     L.clamp.npy        int32 (2,): [act_min, act_max] (the fused ReLU narrows act_min)
+//     L.weight_bits.npy  int32 (): the weights' bit width (codes in [−(2^(b−1) − 1), 2^(b−1) − 1])
 //     L.input.scale.npy, L.input.zero_point.npy, L.input.range.npy   what it expects
 //     L.output.scale.npy, L.output.zero_point.npy, L.output.range.npy  what it writes
 //   for each ReLU at L: L.fused.npy (int32 (): 1 when fused into the layer before)
@@ -124,6 +125,7 @@ void save_model(const QNet& qnet, const std::string& net, const std::filesystem:
       detail::save(dir, p + ".weight_scale",
                    std::vector<float>(rq.weight_scales().begin(), rq.weight_scales().end()), {out});
       detail::save(dir, p + ".clamp", std::vector<std::int32_t>{rq.act_min(), rq.act_max()}, {2});
+      detail::save_scalar(dir, p + ".weight_bits", std::int32_t{rq.weight_bits()});
       detail::save_params(dir, p + ".input", rq.input_params());
       detail::save_params(dir, p + ".output", rq.output_params());
     } else if constexpr (detail::is_relu<S>) {
@@ -154,12 +156,13 @@ QNet load_model(const std::filesystem::path& dir) {
         const auto shift = detail::load<std::int32_t>(dir, p + ".shift", m);
         const auto clamp = detail::load<std::int32_t>(dir, p + ".clamp", 2);
         const auto scales = detail::load<float>(dir, p + ".weight_scale", m);
+        const auto bits = detail::load<std::int32_t>(dir, p + ".weight_bits", 1);
         std::vector<quant::Multiplier> ms;
         for (Index c = 0; c < m; ++c) {
           ms.push_back({mult[static_cast<std::size_t>(c)], shift[static_cast<std::size_t>(c)]});
         }
-        return S(
-            quant::detail::Requantizer(codes, m, k, scales, bias, ms, in, out, clamp[0], clamp[1]));
+        return S(quant::detail::Requantizer(codes, m, k, scales, bias, ms, in, out, clamp[0],
+                                            clamp[1], bits[0]));
       } else if constexpr (detail::is_relu<S>) {
         return S(detail::load<std::int32_t>(dir, p + ".fused", 1)[0] != 0);
       } else {

@@ -8,6 +8,7 @@
 #include <edgescale/nn.hpp>
 #include <edgescale/quant/calibrate.hpp>
 #include <edgescale/quant/fixed_point.hpp>
+#include <edgescale/quant/qat.hpp>
 #include <edgescale/quant/qnetwork.hpp>
 #include <edgescale/quant/stages.hpp>
 
@@ -385,6 +386,53 @@ TEST_CASE("bad calibration and options: clear errors or a documented safe result
     std::vector<std::int8_t> codes(64, 0);
     CHECK_THROWS_AS((void)qnet.stage<6>().forward({codes.data(), 64, 1, ActivationParams{0.5F, 1}}),
                     argument_error);
+  }
+}
+
+}  // namespace edgescale
+
+namespace edgescale {
+
+TEST_CASE("a trained QAT network converts to the integer network its fake quantization models") {
+  using Net =
+      nn::Sequential<nn::Input<2, 8, 8>, nn::Conv2D<2, 4, 3, nn::Pad<1>>, nn::ReLU,
+                     nn::MaxPool2D<2>, nn::Flatten, nn::Dense<64, 10>, nn::ReLU, nn::Dense<10, 5>>;
+  Rng rng = make_stream(15, "qat");
+  Net net(nn::init::kaiming_normal, rng);
+  Matrix<float> x(128, 64);
+  for (Index i = 0; i < x.size(); ++i) {
+    x.data()[i] = standard_normal<float>(rng);
+  }
+  quant::qat_network_t<Net> qat;
+  CHECK_THROWS_AS((void)quant::convert(qat), argument_error);  // not prepared
+  for (const int bits : {8, 4}) {
+    CAPTURE(bits);
+    quant::prepare_qat(qat, net, x, quant::eight_bit_ends(net, bits));
+    auto qnet = quant::convert(qat);
+    CHECK(qnet.stage<2>().fused());
+    CHECK(qnet.stage<6>().fused());
+    CHECK(qnet.stage<1>().requantizer().weight_bits() == 8);  // first layer: 8-bit ends
+    CHECK(qnet.stage<7>().requantizer().weight_bits() == 8);  // last layer
+    CHECK(qnet.stage<5>().requantizer().weight_bits() <= bits);
+    CHECK(qnet.stage<5>().output_params().qmax - qnet.stage<5>().output_params().qmin ==
+          (1 << bits) - 1);
+    const Matrix<float> fake = qat.forward(x);
+    const Matrix<float> integer = quant::dequantize(qnet.forward(x));
+    // The output codes agree with the fake-quantized logits but for the requantization's rounding:
+    // the integer logits are within one output step of the fake ones almost everywhere.
+    const float step = qnet.stage<7>().output_params().scale;
+    const Index close = ((fake - integer).array().abs() <= 1.01F * step).count();
+    MESSAGE(bits << "-bit: " << close << " of " << fake.size() << " logits within one step");
+    CHECK(close >= fake.size() * 95 / 100);
+    Index same = 0;
+    for (Index j = 0; j < x.cols(); ++j) {
+      Index a = 0;
+      Index b = 0;
+      fake.col(j).maxCoeff(&a);
+      integer.col(j).maxCoeff(&b);
+      same += a == b;
+    }
+    CHECK(same >= x.cols() * 9 / 10);
   }
 }
 

@@ -63,6 +63,7 @@ struct LoweringInput {
   std::span<const std::int8_t> codes;  ///< weighted: Out x fan_in symmetric codes
   std::span<const float> scales;       ///< weighted: S_w per output channel
   std::span<const float> bias;         ///< weighted: the float bias (BatchNorm folded)
+  int weight_bits = 8;                 ///< weighted: the codes' bit width (2 to 8)
 };
 
 /// The lowering of layer type L; specialised below for the built-in layers. A type without a
@@ -96,7 +97,7 @@ struct lowering<nn::DenseLayer<T, In, Out, Bias>> {
     return w;
   }
   static stage lower(const layer_type& /*layer*/, const LoweringInput& in) {
-    return stage(in.codes, in.scales, in.bias, in.input, in.output, in.relu_fused);
+    return stage(in.codes, in.scales, in.bias, in.input, in.output, in.relu_fused, in.weight_bits);
   }
 };
 
@@ -116,7 +117,7 @@ struct lowering<nn::Conv2DLayer<T, InS, Cout, K, S, P, Bias>> {
     return w;
   }
   static stage lower(const layer_type& /*layer*/, const LoweringInput& in) {
-    return stage(in.codes, in.scales, in.bias, in.input, in.output, in.relu_fused);
+    return stage(in.codes, in.scales, in.bias, in.input, in.output, in.relu_fused, in.weight_bits);
   }
 };
 

@@ -13,6 +13,7 @@
 #pragma once
 
 #include <edgescale/core/error.hpp>
+#include <edgescale/quant/quantizer.hpp>
 
 #include <cmath>
 #include <cstdint>
@@ -60,6 +61,30 @@ struct ActivationParams {
                            std::to_string(scale) + ", zero point " + std::to_string(zero_point) +
                            ", codes [" + std::to_string(qmin) + ", " + std::to_string(qmax) +
                            "], " + std::to_string(bits) + " bits)");
+    }
+  }
+
+  /// quant::Affine<bits, unsigned> of [lo, hi] (widened to include 0) in the container; bits 2 to
+  /// 8 at run time (argument_error otherwise, or for a NaN or infinite bound).
+  [[nodiscard]] static ActivationParams affine(float lo, float hi, int bits) {
+    switch (bits) {
+      case 2:
+        return from_quantizer(Affine<2>::from_range(lo, hi));
+      case 3:
+        return from_quantizer(Affine<3>::from_range(lo, hi));
+      case 4:
+        return from_quantizer(Affine<4>::from_range(lo, hi));
+      case 5:
+        return from_quantizer(Affine<5>::from_range(lo, hi));
+      case 6:
+        return from_quantizer(Affine<6>::from_range(lo, hi));
+      case 7:
+        return from_quantizer(Affine<7>::from_range(lo, hi));
+      case 8:
+        return from_quantizer(Affine<8>::from_range(lo, hi));
+      default:
+        throw argument_error("ActivationParams::affine: bit width " + std::to_string(bits) +
+                             " (bit widths are 2 to 8)");
     }
   }
 

@@ -65,7 +65,9 @@
 #include <edgescale/nn/residual.hpp>
 #include <edgescale/nn/transform.hpp>
 #include <edgescale/quant/fake_quant.hpp>
+#include <edgescale/quant/lowering.hpp>
 #include <edgescale/quant/params.hpp>
+#include <edgescale/quant/qnetwork.hpp>
 #include <edgescale/quant/quantizer.hpp>
 
 #include <cmath>
@@ -600,33 +602,12 @@ std::vector<std::string> weighted_layers(const Net& net) {
   return paths;
 }
 
-/// Affine<bits, unsigned> of [lo, hi] (range widened to include 0) in the int8 container.
-inline ActivationParams affine_params(float lo, float hi, int bits) {
-  switch (bits) {
-    case 2:
-      return ActivationParams::from_quantizer(Affine<2>::from_range(lo, hi));
-    case 3:
-      return ActivationParams::from_quantizer(Affine<3>::from_range(lo, hi));
-    case 4:
-      return ActivationParams::from_quantizer(Affine<4>::from_range(lo, hi));
-    case 5:
-      return ActivationParams::from_quantizer(Affine<5>::from_range(lo, hi));
-    case 6:
-      return ActivationParams::from_quantizer(Affine<6>::from_range(lo, hi));
-    case 7:
-      return ActivationParams::from_quantizer(Affine<7>::from_range(lo, hi));
-    default:
-      check_bits(bits, "quant::prepare_qat: input");
-      return ActivationParams::from_quantizer(Affine<8>::from_range(lo, hi));
-  }
-}
-
 inline std::string quote(std::string_view path) {
   return "'" + std::string(path) + "'";
 }
 
 /// What prepare_qat sets on one layer.
-struct LayerPlan {
+struct QatLayerPlan {
   std::string path;
   bool weighted = false;         // a QatLayer
   bool relu = false;             // a QatReluLayer
@@ -687,7 +668,7 @@ void prepare_qat(QatNet& qat, const FloatNet& net,
   check_bits(precision.activation_bits, "quant::prepare_qat: default activations");
 
   // The plan, from the layers in order (nothing is changed until every check has passed).
-  std::vector<detail::LayerPlan> plan;
+  std::vector<detail::QatLayerPlan> plan;
   nn::for_each_layer(std::as_const(qat), [&](std::string_view path, const auto& layer) {
     using L = std::remove_cvref_t<decltype(layer)>;
     plan.push_back({.path = std::string(path),
@@ -757,15 +738,15 @@ void prepare_qat(QatNet& qat, const FloatNet& net,
                          " NaN or infinite values");
   }
   const ActivationParams input =
-      detail::affine_params(static_cast<float>(calibration.minCoeff()),
-                            static_cast<float>(calibration.maxCoeff()), precision.input_bits);
+      ActivationParams::affine(static_cast<float>(calibration.minCoeff()),
+                               static_cast<float>(calibration.maxCoeff()), precision.input_bits);
 
   copy_tensors(net, qat, TensorMatch::target_extra);
 
   std::size_t at = 0;
   nn::for_each_layer(qat, [&](std::string_view, auto& layer) {
     using L = std::remove_cvref_t<decltype(layer)>;
-    const detail::LayerPlan& p = plan[at++];
+    const detail::QatLayerPlan& p = plan[at++];
     if constexpr (is_qat_layer_v<L>) {
       layer.enable_weight_quantization(p.weight_bits);
       layer.initialize_weight_steps();
@@ -835,6 +816,138 @@ void prepare_qat(QatNet& qat, const FloatNet& net,
                  const Eigen::PlainObjectBase<Derived>& calibration,
                  const Precision& precision = {}) {
   prepare_qat(qat, net, batch_view(calibration), precision);
+}
+
+// ---- conversion of a trained QAT network to the integer network ----
+
+/// A QatLayer lowers as its float layer, with the weights, steps and activation parameters QAT
+/// learned (plan_quantization_aware).
+template <class Inner>
+struct lowering<QatLayer<Inner>> {
+  static constexpr LoweringRole role = LoweringRole::weighted;
+  using stage = typename lowering<Inner>::stage;
+  static FloatWeights float_weights(const QatLayer<Inner>& l) {
+    return lowering<Inner>::float_weights(l.inner());
+  }
+  static stage lower(const QatLayer<Inner>& l, const LoweringInput& in) {
+    return lowering<Inner>::lower(l.inner(), in);
+  }
+};
+
+template <class T, StaticShape S>
+struct lowering<QatReluLayer<T, S>> {
+  static constexpr LoweringRole role = LoweringRole::relu;
+  using stage = ReluStage<S>;
+  static stage lower(const QatReluLayer<T, S>& /*layer*/, const LoweringInput& in) {
+    return stage(in.relu_fused);
+  }
+};
+
+namespace detail {
+template <class Net, std::size_t... I>
+constexpr bool has_qat_layer(std::index_sequence<I...> /*layers*/) {
+  return (is_qat_layer_v<typename Net::template layer_type<I>> || ...);
+}
+}  // namespace detail
+
+/// The conversion plan of a trained QAT network (prepare_qat, then training): the input quantizer
+/// of its first Dense/Conv2D, each layer's weights quantized with its learned per-channel steps
+/// exactly as its fake quantization did (codes clamp(round(w / s_c), −Q_P, Q_P)), and each
+/// output point's learned parameters (a Dense/Conv2D's own, or those of the QatReLU fused after
+/// it). Throws argument_error for a network that was not prepared (a weighted layer without
+/// quantized weights or an output point, or no input quantizer on the first).
+template <class QatNet>
+[[nodiscard]] ConversionPlan plan_quantization_aware(const QatNet& qat) {
+  ConversionPlan plan;
+  plan.layers.resize(QatNet::size);
+  bool seen_weighted = false;
+  bool fuse_relu = false;
+  ActivationParams current;
+  detail::for_each_index<QatNet::size>([&](auto i) {
+    constexpr std::size_t I = decltype(i)::value;
+    using L = typename QatNet::template layer_type<I>;
+    const L& layer = qat.template layer<I>();
+    detail::LayerPlan& lp = plan.layers[I];
+    const std::string where = "quant::plan_quantization_aware: layer " + std::to_string(I);
+    lp.role = lowering<L>::role;
+    if constexpr (is_qat_layer_v<L>) {
+      if (!seen_weighted) {
+        if (!layer.quantizes_input()) {
+          throw argument_error(where +
+                               " (the first Dense/Conv2D) quantizes no input: prepare_qat first");
+        }
+        plan.input = layer.input_params();
+        current = plan.input;
+        for (std::size_t k = 0; k < I; ++k) {
+          plan.layers[k].input = current;
+          plan.layers[k].output = current;
+        }
+        seen_weighted = true;
+      }
+      if (!layer.quantizes_weights()) {
+        throw argument_error(where + " has no quantized weights: prepare_qat first");
+      }
+      lp.input = current;
+      if (layer.quantizes_output()) {
+        lp.output = layer.output_params();
+        fuse_relu = false;
+      } else {
+        bool found = false;
+        if constexpr (I + 1 < QatNet::size) {
+          using Next = typename QatNet::template layer_type<I + 1>;
+          if constexpr (is_qat_relu_layer_v<Next>) {
+            const Next& next = qat.template layer<I + 1>();
+            if (next.quantizes_output()) {
+              lp.output = next.output_params();
+              found = true;
+            }
+          }
+        }
+        if (!found) {
+          throw argument_error(where +
+                               " has no output quantization (its own or a ReLU's after it)");
+        }
+        lp.relu_fused = true;
+        fuse_relu = true;
+      }
+      const FloatWeights w = lowering<L>::float_weights(layer);
+      QuantizedWeights q;
+      const auto steps = layer.weight_steps();
+      q.scales.assign(steps.begin(), steps.end());
+      q.codes = detail::symmetric_codes(w, q.scales, layer.weight_bits());
+      q.bias = w.bias;
+      q.bits = layer.weight_bits();
+      lp.weights = std::move(q);
+      current = lp.output;
+    } else {
+      lp.input = current;
+      lp.output = current;
+      if constexpr (lowering<L>::role == LoweringRole::relu) {
+        lp.relu_fused = fuse_relu;
+      } else if constexpr (lowering<L>::role == LoweringRole::requantizes ||
+                           lowering<L>::role == LoweringRole::folds) {
+        static_assert(lowering<L>::role == LoweringRole::keeps_params,
+                      "quant::convert of a QAT network: a layer that needs its own calibrated "
+                      "quantization (or a BatchNorm) has no QAT quantizer");
+      }
+      fuse_relu = false;
+    }
+  });
+  if (!seen_weighted) {
+    throw argument_error("quant::plan_quantization_aware: the network has no Dense or Conv2D");
+  }
+  return plan;
+}
+
+// clang-format off
+/// The integer network of a trained QAT network (plan_quantization_aware, then lower): its
+/// predictions are those of the fake-quantized network up to the integer requantization's
+/// rounding.
+template <class QatNet>
+  requires(detail::has_qat_layer<QatNet>(std::make_index_sequence<QatNet::size>{}))
+[[nodiscard]] qnetwork_t<QatNet> convert(const QatNet& qat) {
+  // clang-format on
+  return lower(qat, plan_quantization_aware(qat));
 }
 
 }  // namespace edgescale::quant

@@ -185,29 +185,6 @@ inline void check_bits(int bits, const char* what) {
   }
 }
 
-/// Affine b-bit activation parameters (unsigned codes in the int8 container) from a range.
-[[nodiscard]] inline ActivationParams affine_params(float lo, float hi, int bits) {
-  switch (bits) {
-    case 2:
-      return ActivationParams::from_quantizer(Affine<2>::from_range(lo, hi));
-    case 3:
-      return ActivationParams::from_quantizer(Affine<3>::from_range(lo, hi));
-    case 4:
-      return ActivationParams::from_quantizer(Affine<4>::from_range(lo, hi));
-    case 5:
-      return ActivationParams::from_quantizer(Affine<5>::from_range(lo, hi));
-    case 6:
-      return ActivationParams::from_quantizer(Affine<6>::from_range(lo, hi));
-    case 7:
-      return ActivationParams::from_quantizer(Affine<7>::from_range(lo, hi));
-    case 8:
-      return ActivationParams::from_quantizer(Affine<8>::from_range(lo, hi));
-    default:
-      check_bits(bits, "activation");
-      return {};
-  }
-}
-
 /// Symmetric narrow per-channel codes of w (Out x fan_in) with the given scales.
 [[nodiscard]] inline std::vector<std::int8_t> symmetric_codes(const FloatWeights& w,
                                                               std::span<const float> scales,
@@ -368,7 +345,7 @@ template <class Net, class MakeObserver>
   }
   const auto range = [&](const auto& observer, int bits) {
     const Ranges r = observed_range(observer, bits);
-    return detail::affine_params(r.lo.at(0), r.hi.at(0), bits);
+    return ActivationParams::affine(r.lo.at(0), r.hi.at(0), bits);
   };
   ConversionPlan plan;
   plan.input = range(cal.input(), options.eight_bit_ends ? 8 : options.activation_bits);
@@ -433,11 +410,12 @@ template <class Net>
     using L = typename Net::template layer_type<I>;
     const detail::LayerPlan& lp = plan.layers[I];
     const std::string path = std::to_string(I);
-    LoweringInput in{path, lp.input, lp.output, lp.relu_fused, {}, {}, {}};
+    LoweringInput in{path, lp.input, lp.output, lp.relu_fused, {}, {}, {}, 8};
     if (lp.weights) {
       in.codes = lp.weights->codes;
       in.scales = lp.weights->scales;
       in.bias = lp.weights->bias;
+      in.weight_bits = lp.weights->bits;
     } else if constexpr (lowering<L>::role == LoweringRole::weighted) {
       throw argument_error("quant::lower: the plan has no weights for layer " + path);
     }

@@ -94,12 +94,14 @@ class Requantizer {
   /// scales: S_w per output channel; bias: the float bias (BatchNorm folded), or empty.
   Requantizer(std::span<const std::int8_t> codes, Index out, Index fan_in,
               std::span<const float> scales, std::span<const float> bias,
-              const ActivationParams& in, const ActivationParams& output, bool relu)
+              const ActivationParams& in, const ActivationParams& output, bool relu,
+              int weight_bits = 0)
       : weights_(codes.data(), out, fan_in),
         codes_(codes.begin(), codes.end()),
         scales_(scales.begin(), scales.end()),
         in_(in),
-        out_(output) {
+        out_(output),
+        weight_bits_(checked_bits(weight_bits)) {
     in.check("integer stage input");
     output.check("integer stage output");
     if (static_cast<Index>(scales.size()) != out ||
@@ -135,7 +137,8 @@ class Requantizer {
   Requantizer(std::span<const std::int8_t> codes, Index out, Index fan_in,
               std::span<const float> scales, std::span<const std::int32_t> bias,
               std::span<const Multiplier> multipliers, const ActivationParams& in,
-              const ActivationParams& output, std::int32_t act_min, std::int32_t act_max)
+              const ActivationParams& output, std::int32_t act_min, std::int32_t act_max,
+              int weight_bits = 0)
       : weights_(codes.data(), out, fan_in),
         codes_(codes.begin(), codes.end()),
         scales_(scales.begin(), scales.end()),
@@ -144,7 +147,8 @@ class Requantizer {
         in_(in),
         out_(output),
         act_min_(act_min),
-        act_max_(act_max) {
+        act_max_(act_max),
+        weight_bits_(checked_bits(weight_bits)) {
     in.check("integer stage input");
     output.check("integer stage output");
     if (static_cast<Index>(codes.size()) != out * fan_in ||
@@ -172,9 +176,12 @@ class Requantizer {
   /// The weight codes as the GEMM reads them (Out x fan_in row-major; a convolution's fan_in in
   /// (ky, kx, c) order): what exporters and model-size reports read.
   [[nodiscard]] std::span<const std::int8_t> codes() const { return codes_; }
-  /// The fewest bits (2 to 8) whose narrow symmetric codes [−(2^(b−1) − 1), 2^(b−1) − 1] hold
-  /// every weight code: the storage width of the layer.
+  /// The weights' bit width: the one they were quantized to, or (when none was given) the fewest
+  /// bits (2 to 8) whose narrow symmetric codes [−(2^(b−1) − 1), 2^(b−1) − 1] hold every code.
   [[nodiscard]] int weight_bits() const {
+    if (weight_bits_ > 0) {
+      return weight_bits_;
+    }
     int m = 0;
     for (const std::int8_t c : codes_) {
       m = std::max(m, c < 0 ? -int{c} : int{c});
@@ -213,6 +220,23 @@ class Requantizer {
   ActivationParams out_;
   std::int32_t act_min_ = -128;
   std::int32_t act_max_ = 127;
+  int weight_bits_ = 0;  // 0: not given
+
+  int checked_bits(int bits) const {
+    if (bits != 0 && (bits < 2 || bits > 8)) {
+      throw argument_error("integer stage: weight bit width " + std::to_string(bits) + " (2 to 8)");
+    }
+    if (bits != 0) {
+      const int qp = (1 << (bits - 1)) - 1;
+      for (const std::int8_t c : codes_) {
+        if (c < -qp || c > qp) {
+          throw argument_error("integer stage: a weight code " + std::to_string(c) +
+                               " outside the " + std::to_string(bits) + "-bit codes");
+        }
+      }
+    }
+    return bits;
+  }
 };
 
 }  // namespace detail
@@ -279,8 +303,8 @@ class DenseStage {
   /// codes: PyTorch's (Out, In) weight order.
   DenseStage(std::span<const std::int8_t> codes, std::span<const float> scales,
              std::span<const float> bias, const ActivationParams& in,
-             const ActivationParams& output, bool relu)
-      : rq_(checked(codes), Out, In, scales, bias, in, output, relu) {
+             const ActivationParams& output, bool relu, int weight_bits = 0)
+      : rq_(checked(codes), Out, In, scales, bias, in, output, relu, weight_bits) {
     acc_.reserve(Out);
     out_.reserve(Out);
   }
@@ -346,8 +370,8 @@ class Conv2DStage {
   /// codes: PyTorch's (Cout, Cin, K, K) weight order (permuted here to the patch order).
   Conv2DStage(std::span<const std::int8_t> codes, std::span<const float> scales,
               std::span<const float> bias, const ActivationParams& in,
-              const ActivationParams& output, bool relu)
-      : rq_(permuted(codes), Cout, patch, scales, bias, in, output, relu) {
+              const ActivationParams& output, bool relu, int weight_bits = 0)
+      : rq_(permuted(codes), Cout, patch, scales, bias, in, output, relu, weight_bits) {
     acc_.reserve(pixels * Cout);
     out_.reserve(pixels * Cout);
     if constexpr (!direct) {

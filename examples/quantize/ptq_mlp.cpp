@@ -1,0 +1,9 @@
+// The quantize example's post-training quantization and the report for LeNet-300-100
+// (examples/quantize/run.hpp).
+#include "run.hpp"
+
+namespace edgescale::examples::quantize {
+
+EDGESCALE_QUANTIZE_PTQ(, LeNet300100<>)
+
+}  // namespace edgescale::examples::quantize

@@ -14,7 +14,8 @@
 //   {"net", "mode", "bits", "uniform", "observer", "seed", "fp32_accuracy", "quant_accuracy",
 //    "model_bytes_fp32", "model_bytes_quant", "per_layer_sqnr_db": [...], "per_layer": [...]}
 // --save DIR writes the integer model as .npy files (docs/quantization.md has the layout);
-// build/examples/infer runs it.
+// build/examples/infer runs it. --export FILE.hpp writes it as one C++ header for a device
+// (namespace edgescale_<net>).
 #include <edgescale/data/fashion_mnist.hpp>
 
 #include "common/cli.hpp"
@@ -55,6 +56,8 @@ Options parse(int argc, char** argv) {
   cli.option("--test-samples", o.test_samples, "N",
              "evaluate on the first N test images (0: all 10 000)");
   cli.option("--save", o.save, "DIR", "write the integer model as .npy files");
+  cli.option("--export", o.export_path, "FILE.hpp",
+             "write the integer model as a self-contained C++ header (quant/export.hpp)");
   o.data = data::default_fashion_mnist_dir().string();
   cli.option("--data", o.data, "DIR", "Fashion-MNIST directory");
   cli.parse(argc, argv);
@@ -73,6 +76,7 @@ int main(int argc, char** argv) {
   try {
     examples::check_output_file(o.out, "--out");
     examples::check_output_dir(o.save, "--save");
+    examples::check_output_file(o.export_path, "--export");
     examples::check_input_dir(o.load, "--load");
     if (o.net == "mlp") {
       return examples::quantize::run_mlp(o);

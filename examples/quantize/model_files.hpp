@@ -176,26 +176,4 @@ QNet load_model(const std::filesystem::path& dir) {
   (std::make_index_sequence<std::tuple_size_v<Tuple>>{});
 }
 
-/// Model sizes in bytes: fp32 (4 per weight and bias) and quantized (weights at their storage
-/// width, int32 biases, int32 multipliers and 1-byte shifts per channel).
-struct ModelBytes {
-  std::size_t fp32 = 0;
-  std::size_t quantized = 0;
-};
-template <class QNet>
-ModelBytes model_bytes(const QNet& qnet) {
-  ModelBytes b;
-  qnet.for_each_stage([&](auto /*index*/, const auto& stage) {
-    using S = std::remove_cvref_t<decltype(stage)>;
-    if constexpr (detail::is_weighted<S>) {
-      const auto& rq = stage.requantizer();
-      const auto n = rq.codes().size();
-      const auto out = static_cast<std::size_t>(rq.out_channels());
-      b.fp32 += 4 * (n + out);
-      b.quantized += (n * static_cast<std::size_t>(rq.weight_bits()) + 7) / 8 + 9 * out;
-    }
-  });
-  return b;
-}
-
 }  // namespace edgescale::examples::quantize

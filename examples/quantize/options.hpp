@@ -19,6 +19,7 @@ struct Options {
   std::string out;
   std::string load;
   std::string save;
+  std::string export_path;
   std::string data;
   int epochs = 10;
   int qat_epochs = 3;

@@ -8,6 +8,7 @@
 #include <edgescale/data/parameter_file.hpp>
 #include <edgescale/nn.hpp>
 #include <edgescale/quant/calibrate.hpp>
+#include <edgescale/quant/export.hpp>
 #include <edgescale/quant/observer.hpp>
 #include <edgescale/quant/qat.hpp>
 #include <edgescale/quant/qnetwork.hpp>
@@ -139,13 +140,13 @@ void report(const Report& r, Net& reference, quant::qnetwork_t<Net>& qnet,
       quant::layer_errors(reference, qnet,
                           ConstBatchView<float>(test.features.data(), test.sample_size(),
                                                 std::min<Index>(1000, test.size())));
-  const auto size = model_bytes(qnet);
+  const quant::ModelSize size = quant::model_size(qnet);
   std::cout.setf(std::ios::fixed);
   std::cout.precision(2);
   std::cout << r.net_name << " " << o.mode << " " << o.bits << "-bit"
             << (o.uniform ? " uniform" : "") << ": fp32 " << 100 * r.fp32 << " %, integer "
-            << 100 * accuracy << " % (" << 100 * (accuracy - r.fp32) << " points); " << size.fp32
-            << " -> " << size.quantized << " bytes\n";
+            << 100 * accuracy << " % (" << 100 * (accuracy - r.fp32) << " points); "
+            << size.fp32_bytes << " -> " << size.quantized_bytes << " bytes\n";
   for (const auto& e : errors) {
     std::cout << "  layer " << e.path << ": SQNR " << e.sqnr_db << " dB\n";
   }
@@ -156,7 +157,8 @@ void report(const Report& r, Net& reference, quant::qnetwork_t<Net>& qnet,
     j.field("net", o.net).field("mode", o.mode).field("bits", o.bits);
     j.field("uniform", o.uniform).field("observer", o.observer).field("seed", o.seed);
     j.field("fp32_accuracy", r.fp32).field("quant_accuracy", accuracy);
-    j.field("model_bytes_fp32", size.fp32).field("model_bytes_quant", size.quantized);
+    j.field("model_bytes_fp32", size.fp32_bytes).field("model_bytes_quant", size.quantized_bytes);
+    j.field("model_bytes_quant_sparse", size.sparse_bytes);
     j.field("seconds", r.seconds);
     if (r.fake_accuracy >= 0) {
       j.field("qat_fake_quant_accuracy", r.fake_accuracy).field("qat_epochs", o.qat_epochs);
@@ -177,6 +179,17 @@ void report(const Report& r, Net& reference, quant::qnetwork_t<Net>& qnet,
       throw error("cannot write " + o.out);
     }
     std::cerr << "wrote " << o.out << "\n";
+  }
+  if (!o.export_path.empty()) {
+    std::ofstream header(o.export_path);
+    quant::export_header(qnet, header,
+                         {.name = "edgescale_" + o.net,
+                          .comment = "examples/quantize --net " + o.net + " --mode " + o.mode +
+                                     " --bits " + std::to_string(o.bits)});
+    if (!header) {
+      throw error("cannot write " + o.export_path);
+    }
+    std::cerr << "exported the integer model to " << o.export_path << "\n";
   }
   if (!o.save.empty()) {
     save_model(qnet, o.net, o.save);

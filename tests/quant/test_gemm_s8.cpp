@@ -134,10 +134,11 @@ void requantize(GemmPath p, const std::vector<std::int32_t>& acc, Index m, Index
 }
 
 // Every runnable path on one packed W against the reference; acc is pre-filled with garbage so a
-// missed element shows. Returns the number of paths checked.
+// missed element shows.
 void check_gemm(const std::vector<std::int8_t>& w, const std::vector<std::int8_t>& x, Index m,
                 Index k, Index n) {
   const PackedS8 packed(w.data(), m, k);
+  REQUIRE(packed.view().narrow == (std::find(w.begin(), w.end(), -128) == w.end()));
   const std::vector<std::int32_t> expected = reference_gemm(w, x, m, k, n);
   for (const GemmPath p : runnable_paths()) {
     std::vector<std::int32_t> acc(expected.size(), 0x5A5A5A5A);
@@ -217,6 +218,12 @@ TEST_CASE("PackedS8: shape, row sums, padded size and refused input") {
 
 TEST_CASE("gemm_s8: every path equals the scalar product on random shapes") {
   Rng rng = make_stream(11, "gemm_s8 shapes");
+  // Weights alternate between narrow codes ([-127, 127]: the AVX2 one-column kernel) and the
+  // full int8 range (-128 included: the general tiles).
+  int draw = 0;
+  const auto weights = [&](Index size) {
+    return ++draw % 2 == 0 ? random_codes(size, rng, -127, 127) : random_codes(size, rng);
+  };
   // Random shapes from 1 to 70 in each dimension, then the block edges: 15-17 and 31-33 rows
   // (panels, AVX2 half panels, VNNI pairs of panels), 1-9 and 47-49, 63-65 columns (6- and 8-wide
   // tiles, 48- and 64-wide blocks), depths not multiples of 4 and across the 256-deep blocks.
@@ -224,20 +231,20 @@ TEST_CASE("gemm_s8: every path equals the scalar product on random shapes") {
     const auto m = static_cast<Index>(1 + uniform_index(rng, 70));
     const auto k = static_cast<Index>(1 + uniform_index(rng, 70));
     const auto n = static_cast<Index>(1 + uniform_index(rng, 70));
-    check_gemm(random_codes(m * k, rng), random_codes(k * n, rng), m, k, n);
+    check_gemm(weights(m * k), random_codes(k * n, rng), m, k, n);
   }
   for (const Index m : {1, 7, 8, 9, 15, 16, 17, 31, 32, 33, 48, 65}) {
     for (const Index n : {1, 2, 3, 5, 6, 7, 8, 9, 13}) {
       const Index k = 1 + (m * 7 + n) % 11;
-      check_gemm(random_codes(m * k, rng), random_codes(k * n, rng), m, k, n);
+      check_gemm(weights(m * k), random_codes(k * n, rng), m, k, n);
     }
   }
   for (const Index n : {47, 48, 49, 63, 64, 65, 97}) {
-    check_gemm(random_codes(19 * 23, rng), random_codes(23 * n, rng), 19, 23, n);
+    check_gemm(weights(19 * 23), random_codes(23 * n, rng), 19, 23, n);
   }
   for (const Index k : {255, 256, 257, 259, 513, 777}) {
     for (const Index n : {1, 2, 7}) {
-      check_gemm(random_codes(35 * k, rng), random_codes(k * n, rng), 35, k, n);
+      check_gemm(weights(35 * k), random_codes(k * n, rng), 35, k, n);
     }
   }
 }
@@ -248,12 +255,13 @@ TEST_CASE("gemm_s8: extreme codes and the deepest product stay exact") {
                                     static_cast<std::int8_t>(value));
   };
   Rng rng = make_stream(13, "gemm_s8 extremes");
-  // Weights at ±127 (narrow symmetric) and −128 (accepted too), activations at −128 and 127.
+  // Weights at ±127 (narrow symmetric) and −128 (accepted too), activations at −128 and 127; 7
+  // columns: a 6-wide tile and a single column.
   for (const int wv : {-128, -127, 127}) {
     for (const int xv : {-128, 127}) {
       CAPTURE(wv);
       CAPTURE(xv);
-      check_gemm(filled(33 * 301, wv), filled(301 * 9, xv), 33, 301, 9);
+      check_gemm(filled(33 * 301, wv), filled(301 * 7, xv), 33, 301, 7);
     }
   }
   // Alternating signs and random extremes.
@@ -273,13 +281,17 @@ TEST_CASE("gemm_s8: extreme codes and the deepest product stay exact") {
   check_gemm(filled(17 * k, -128), filled(k * 2, -128), 17, k, 2);
   check_gemm(filled(3 * k, -128), filled(k * 3, 127), 3, k, 3);
   check_gemm(random_codes(5 * k, rng), random_codes(k, rng), 5, k, 1);
+  // The same depth through the one-column kernel of narrow weights: |x|·|w| = 128·127 everywhere.
+  check_gemm(filled(33 * k, 127), filled(k, -128), 33, k, 1);
+  check_gemm(random_codes(5 * k, rng, -127, 127), random_codes(k * 7, rng), 5, k, 7);
 }
 
 TEST_CASE("requantize_s8: every path equals multiply_by_quantized_multiplier's loop") {
   Rng rng = make_stream(17, "requantize_s8");
-  const auto random_multiplier = [&rng]() {
-    // Shifts from −31 to 30, values from 2^30 to just below 2^31, now and then the extremes.
-    const int shift = -31 + static_cast<int>(uniform_index(rng, 62));
+  const auto random_multiplier = [&rng](bool below_one) {
+    // Shifts from −31 to 30 (to 0 for multipliers below 1, what layers have), values from 2^30 to
+    // just below 2^31, now and then the extremes.
+    const int shift = -31 + static_cast<int>(uniform_index(rng, below_one ? 32 : 62));
     auto value = static_cast<std::int32_t>((1U << 30) + uniform_index(rng, 1U << 30));
     const auto pick = uniform_index(rng, 8);
     if (pick == 0) {
@@ -302,7 +314,10 @@ TEST_CASE("requantize_s8: every path equals multiply_by_quantized_multiplier's l
     const auto v = static_cast<std::int32_t>(uniform_index(rng, std::uint64_t{1} << magnitude));
     return uniform_index(rng, 2) == 0 ? v : -v;
   };
-  for (int i = 0; i < 40; ++i) {
+  for (int i = 0; i < 60; ++i) {
+    // Half the cases have every multiplier below 1, which the vector paths take on a shorter road
+    // (no left shift to saturate, no −2^31 multiplier); the others mix in every shift.
+    const bool below_one = i % 2 == 0;
     const auto m = static_cast<Index>(1 + uniform_index(rng, 150));
     const auto n = static_cast<Index>(1 + uniform_index(rng, 9));
     std::vector<std::int32_t> acc(static_cast<std::size_t>(m * n));
@@ -315,13 +330,15 @@ TEST_CASE("requantize_s8: every path equals multiply_by_quantized_multiplier's l
       b = uniform_index(rng, 4) == 0 ? 0 : random_accumulator() / 4;
     }
     for (auto& q : mult) {
-      q = random_multiplier();
+      q = random_multiplier(below_one);
     }
     // Special rows: the double-rounding overflow (x = m = −2^31), a zero multiplier, a
     // multiplier from quantize_multiplier.
-    mult[0] = Multiplier{int_min, 0};
-    acc[0] = int_min;
-    bias[0] = 0;
+    if (!below_one) {
+      mult[0] = Multiplier{int_min, 0};
+      acc[0] = int_min;
+      bias[0] = 0;
+    }
     if (m > 2) {
       mult[1] = Multiplier{};
       mult[2] = quant::quantize_multiplier(0.0123);

@@ -127,6 +127,7 @@ class PackedS8 {
         block.bytes[static_cast<std::size_t>(r * kernels::group_depth + d % kernels::group_depth)] =
             v;
         sum += v;
+        narrow_ = narrow_ && v != std::numeric_limits<std::int8_t>::min();
       }
       row_sums_[static_cast<std::size_t>(c)] = sum;
     }
@@ -153,7 +154,8 @@ class PackedS8 {
             rows_,
             depth_,
             panels_,
-            groups_};
+            groups_,
+            narrow_};
   }
 
  private:
@@ -167,6 +169,7 @@ class PackedS8 {
   Index depth_ = 0;
   Index panels_ = 0;
   Index groups_ = 0;
+  bool narrow_ = true;
 };
 
 namespace detail {

@@ -49,10 +49,11 @@ inline constexpr Index max_depth = Index{1} << 16;
 struct PackedView {
   const std::int8_t* data = nullptr;
   const std::int32_t* row_sums = nullptr;
-  Index rows = 0;    // M
-  Index depth = 0;   // K
-  Index panels = 0;  // ceil(M / 16)
-  Index groups = 0;  // ceil(K / 4), per panel
+  Index rows = 0;       // M
+  Index depth = 0;      // K
+  Index panels = 0;     // ceil(M / 16)
+  Index groups = 0;     // ceil(K / 4), per panel
+  bool narrow = false;  // every weight in [−127, 127] (no −128)
 };
 
 namespace portable {

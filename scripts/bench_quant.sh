@@ -74,7 +74,7 @@ if grep -qw avx512_vnni /proc/cpuinfo && ! grep -q '"onednn_avx512_core_vnni/' "
 fi
 if [[ -x "$build/bench/bench_quant_avx2" ]]; then
   run bench_quant_avx2 "$build/quant_avx2.json" \
-    --benchmark_filter='^(s8_avx2|s8_requant|eigen_f32|onednn|gemmlowp_u8)/' "$@"
+    --benchmark_filter='^(s8_avx2|s8_requant|eigen_f32|onednn_[a-z0-9_]+|gemmlowp_u8)/' "$@"
   jsons+=("$build/quant_avx2.json")
 fi
 

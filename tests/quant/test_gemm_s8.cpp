@@ -1,7 +1,10 @@
 // The int8 GEMM and requantization (quant/gemm_s8.hpp): every path this CPU runs against plain
 // scalar loops written here, bit for bit — random shapes across the kernels' block sizes (16-row
-// panels, 8- and 6-column tiles, 256-deep blocks of x), extreme codes, the deepest product, and
-// requantization with extreme multipliers and saturation. Paths the CPU lacks are compiled only.
+// panels, 8- and 6-column tiles, blocks of x 256 (VNNI) and 512 (AVX2) deep, 64 and 24 wide),
+// extreme codes, the deepest product, and requantization with extreme multipliers and
+// saturation. Paths the CPU lacks are compiled only.
+// Global operator new is replaced (for test_quant) by one that counts, as tests/nn does, to show
+// that neither function allocates.
 #include <edgescale/core/error.hpp>
 #include <edgescale/core/random.hpp>
 #include <edgescale/quant/fixed_point.hpp>
@@ -10,10 +13,65 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
+#include <cstdlib>
 #include <limits>
+#include <new>
 #include <string>
 #include <vector>
+
+namespace {
+std::atomic<long> allocations{0};
+
+void* counted_allocation(std::size_t size, std::size_t alignment) {
+  allocations.fetch_add(1, std::memory_order_relaxed);
+  const std::size_t rounded = (size + alignment - 1) / alignment * alignment;
+  void* p = alignment <= alignof(std::max_align_t) ? std::malloc(rounded == 0 ? 1 : rounded)
+                                                   : std::aligned_alloc(alignment, rounded);
+  if (p == nullptr) {
+    throw std::bad_alloc();
+  }
+  return p;
+}
+}  // namespace
+
+void* operator new(std::size_t size) {
+  return counted_allocation(size, alignof(std::max_align_t));
+}
+void* operator new[](std::size_t size) {
+  return counted_allocation(size, alignof(std::max_align_t));
+}
+void* operator new(std::size_t size, std::align_val_t alignment) {
+  return counted_allocation(size, static_cast<std::size_t>(alignment));
+}
+void* operator new[](std::size_t size, std::align_val_t alignment) {
+  return counted_allocation(size, static_cast<std::size_t>(alignment));
+}
+void operator delete(void* p) noexcept {
+  std::free(p);
+}
+void operator delete[](void* p) noexcept {
+  std::free(p);
+}
+void operator delete(void* p, std::size_t /*size*/) noexcept {
+  std::free(p);
+}
+void operator delete[](void* p, std::size_t /*size*/) noexcept {
+  std::free(p);
+}
+void operator delete(void* p, std::align_val_t /*alignment*/) noexcept {
+  std::free(p);
+}
+void operator delete[](void* p, std::align_val_t /*alignment*/) noexcept {
+  std::free(p);
+}
+void operator delete(void* p, std::size_t /*size*/, std::align_val_t /*alignment*/) noexcept {
+  std::free(p);
+}
+void operator delete[](void* p, std::size_t /*size*/, std::align_val_t /*alignment*/) noexcept {
+  std::free(p);
+}
 
 namespace edgescale {
 namespace {
@@ -225,8 +283,9 @@ TEST_CASE("gemm_s8: every path equals the scalar product on random shapes") {
     return ++draw % 2 == 0 ? random_codes(size, rng, -127, 127) : random_codes(size, rng);
   };
   // Random shapes from 1 to 70 in each dimension, then the block edges: 15-17 and 31-33 rows
-  // (panels, AVX2 half panels, VNNI pairs of panels), 1-9 and 47-49, 63-65 columns (6- and 8-wide
-  // tiles, 48- and 64-wide blocks), depths not multiples of 4 and across the 256-deep blocks.
+  // (panels, AVX2 half panels, VNNI pairs of panels), 1-9, 23-25, 47-49 and 63-65 columns (6- and
+  // 8-wide tiles, 24- and 64-wide blocks), depths not multiples of 4 and across the 256- and
+  // 512-deep blocks.
   for (int i = 0; i < 60; ++i) {
     const auto m = static_cast<Index>(1 + uniform_index(rng, 70));
     const auto k = static_cast<Index>(1 + uniform_index(rng, 70));
@@ -239,10 +298,10 @@ TEST_CASE("gemm_s8: every path equals the scalar product on random shapes") {
       check_gemm(weights(m * k), random_codes(k * n, rng), m, k, n);
     }
   }
-  for (const Index n : {47, 48, 49, 63, 64, 65, 97}) {
+  for (const Index n : {23, 24, 25, 47, 49, 63, 64, 65, 97}) {
     check_gemm(weights(19 * 23), random_codes(23 * n, rng), 19, 23, n);
   }
-  for (const Index k : {255, 256, 257, 259, 513, 777}) {
+  for (const Index k : {255, 256, 257, 259, 511, 512, 513, 777, 1025}) {
     for (const Index n : {1, 2, 7}) {
       check_gemm(weights(35 * k), random_codes(k * n, rng), 35, k, n);
     }
@@ -394,6 +453,33 @@ TEST_CASE("requantize_s8: saturation at both ends, and refused parameters") {
   CHECK_THROWS_AS(call(0, -128, 127, bad), argument_error);
   bad[5].shift = -32;
   CHECK_THROWS_AS(call(0, -128, 127, bad), argument_error);
+}
+
+TEST_CASE("gemm_s8 and requantize_s8 allocate nothing, batch 1 included") {
+  Rng rng = make_stream(19, "gemm_s8 allocations");
+  const std::vector<std::int8_t> narrow = random_codes(300 * 784, rng, -127, 127);
+  const std::vector<std::int8_t> full = random_codes(300 * 784, rng);
+  const std::vector<std::int8_t> x = random_codes(784 * 33, rng);
+  std::vector<std::int32_t> acc(300 * 33);
+  std::vector<std::int8_t> out(acc.size());
+  const std::vector<std::int32_t> bias(300, 7);
+  const std::vector<Multiplier> mult(300, quant::quantize_multiplier(0.001));
+  for (const auto* w : {&narrow, &full}) {
+    const long before_packing = allocations.load();
+    const PackedS8 packed(w->data(), 300, 784);
+    CHECK(allocations.load() > before_packing);  // the counter counts: packing allocates
+    for (const GemmPath p : runnable_paths()) {
+      for (const Index n : {1, 33}) {
+        const long before = allocations.load();
+        gemm(p, packed, x.data(), n, acc.data());
+        requantize(p, acc, 300, n, bias, mult, -3, -128, 127, out);
+        const long made = allocations.load() - before;
+        CAPTURE(quant::gemm_path_name(p));
+        CAPTURE(n);
+        CHECK(made == 0);
+      }
+    }
+  }
 }
 
 }  // namespace edgescale

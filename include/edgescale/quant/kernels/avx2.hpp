@@ -8,15 +8,17 @@
 //             (|a·b + c·d| ≤ 2·128² < 2³¹), added into int32 accumulators; the pairs are summed at
 //             the end of a block (vphaddd).
 // vpmaddubsw would do twice the products per instruction, but its int16 pair sums saturate
-// (2·255·127 > 32767): not exact, not used.
+// (2·255·127 > 32767 for x + 128 against w): not exact, not used for the tiles. One column
+// against narrow weights (all in [−127, 127]) is the exception: |x|·(w·sign x) keeps each pair
+// within 2·128·127 < 2¹⁵, and that kernel (column_tile) does 32 products in 4 instructions.
 //
-// Blocking: x is packed per call, in blocks of 256 depths x 48 columns, into a 24 KB stack buffer
+// Blocking: x is packed per call, in blocks of 512 depths x 24 columns, into a 24 KB stack buffer
 // as sign-extended int16 (so a broadcast is one load); the weights are read from the packed panels
 // as they are (int8, sign-extended on load). The register tile is 8 rows x 6 columns: 12 named
 // accumulators, 2 weight registers and one broadcast, 15 of the 16 ymm registers (named, because
 // g++ 12 keeps an array of __m256i in memory, and ordered for g++ by an empty asm: see tile). Per
 // group that is 12 vpmaddwd + 12 vpaddd against 2 weight loads and 6 broadcasts. A batch of one
-// streams each packed panel once.
+// streams each packed panel once, two panels at a time with narrow weights.
 //
 // Compiled on any x86-64 target through __attribute__((target("avx2"))): only called when the CPU
 // has AVX2 (quant::gemm_path_supported).
@@ -52,10 +54,10 @@
 namespace edgescale::quant::kernels::avx2 {
 namespace detail {
 
-inline constexpr Index tile_rows = 8;      // half a panel
-inline constexpr Index tile_cols = 6;      // columns of x per register tile
-inline constexpr Index block_groups = 64;  // groups of 4 depths per packed block of x
-inline constexpr Index block_tiles = 8;    // register tiles of columns per packed block
+inline constexpr Index tile_rows = 8;       // half a panel
+inline constexpr Index tile_cols = 6;       // columns of x per register tile
+inline constexpr Index block_groups = 128;  // groups of 4 depths per packed block of x
+inline constexpr Index block_tiles = 4;     // register tiles of columns per packed block
 inline constexpr Index block_cols = block_tiles * tile_cols;
 inline constexpr Index tile_stride = block_groups * tile_cols * group_depth;  // int16 per tile
 

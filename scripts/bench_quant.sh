@@ -83,6 +83,7 @@ cpu_model=$(grep -m1 '^model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2- | se
 CPU_MODEL="${cpu_model:-$(uname -m)}" /usr/bin/python3 - "${jsons[@]}" >"$build/quant.md" <<'EOF'
 import json
 import os
+import re
 import sys
 
 SHAPES = {"gemm1024": "1024 x 1024", "gemm256": "256 x 256", "fc784_300": "300 x 784",
@@ -144,12 +145,18 @@ def table(title, context, rates, labels, columns, ratios):
     print("|---|" + "--:|" * len(ratios))
     for w in WORKLOADS:
         print("| " + " | ".join([name(w)] + [ratio(rates, a, b, w) for a, b in ratios]) + " |")
-    notes = sorted({f"{i}: {l}" for (i, w), l in labels.items()
-                    if i in cols and ("INEXACT" in l or "cannot" in l or "differs" in l)})
-    if notes:
-        print()
-        for n in notes[:3]:
-            print(f"- {n} ({len(notes)} rows so labelled)" if n == notes[0] else f"- {n}")
+    for impl in cols:
+        marked = [l for (i, w), l in labels.items() if i == impl and w in WORKLOADS]
+        inexact = [re.search(r"(\d+) of 61 sampled entries differ from W·x, by up to (\d+)", l)
+                   for l in marked]
+        inexact = [m for m in inexact if m]
+        if inexact:
+            print(f"\n{impl} is INEXACT in {len(inexact)} of these rows: "
+                  f"{min(int(m[1]) for m in inexact)}-{max(int(m[1]) for m in inexact)} of 61 "
+                  f"sampled entries differ from W·x, by up to {max(int(m[2]) for m in inexact)}.")
+        errors = sorted({l for l in marked if "cannot run" in l or "differs" in l})
+        for e in errors:
+            print(f"\n{impl}: {e}")
     print()
 
 

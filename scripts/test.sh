@@ -220,8 +220,8 @@ fi
 # (tests/CMakeLists.txt, KERNELS): test_nn_kernels (the layers' forward and backward: products,
 # convolutions, pooling, batch norm; the optimizers), test_prune_kernels (sparse products, PX's
 # scores), test_fed_kernels (FED3R's rank update, Cholesky, random features) and
-# test_quant_kernels (the int8 GEMM and requantization: every path, the AVX-512 VNNI one being the
-# default path there), and not the files that test composition,
+# test_quant_kernels (the int8 GEMM and requantization, every path; x86-64-v4 has no VNNI, so its
+# default path is avx2), and not the files that test composition,
 # training loops, simulation and bookkeeping over the same kernels, whose own code has no
 # instruction-set dependence. The x86-64-v2 build compiles every header
 # alone (g++'s only header-alone build) and the train example (the layers' kernels at -O3).

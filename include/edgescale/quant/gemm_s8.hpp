@@ -67,6 +67,9 @@ inline constexpr GemmPath default_gemm_path =
 
 /// Whether this CPU (and its operating system) can run path p.
 [[nodiscard]] inline bool gemm_path_supported(GemmPath p) {
+#if EDGESCALE_QUANT_X86_KERNELS
+  __builtin_cpu_init();  // needed when called before main (from a static initializer); idempotent
+#endif
   switch (p) {
     case GemmPath::portable:
       return true;

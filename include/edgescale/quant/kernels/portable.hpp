@@ -26,11 +26,14 @@
 #include <cstdint>
 
 // The x86-64 kernels (avx2.hpp, avx512_vnni.hpp) are compiled for their instruction set through
-// function attributes, which GCC and Clang take on any x86-64 target.
+// function attributes, which GCC and Clang take on any x86-64 target. Defining
+// EDGESCALE_QUANT_X86_KERNELS=0 leaves them out (the portable path alone, as on other targets).
+#ifndef EDGESCALE_QUANT_X86_KERNELS
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define EDGESCALE_QUANT_X86_KERNELS 1
 #else
 #define EDGESCALE_QUANT_X86_KERNELS 0
+#endif
 #endif
 
 namespace edgescale::quant::kernels {

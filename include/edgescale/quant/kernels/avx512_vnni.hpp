@@ -183,9 +183,8 @@ EDGESCALE_QUANT_VNNI inline void tile(const std::int8_t* w, Index stride, Index 
 
 /// A batch of 1 or 2 columns: every row in tiles of up to 4 panels (4 or 8 vpdpbusd chains).
 template <int Cols>
-EDGESCALE_QUANT_VNNI inline void narrow(const PackedView& w, Index g0, Index groups,
-                                        const std::uint8_t* xt, std::int32_t* out,
-                                        bool accumulate) {
+EDGESCALE_QUANT_VNNI inline void thin(const PackedView& w, Index g0, Index groups,
+                                      const std::uint8_t* xt, std::int32_t* out, bool accumulate) {
   const Index stride = w.groups * group_bytes;
   for (Index p = 0; p < w.panels; p += 4) {
     const std::int8_t* wp = w.data + p * stride + g0 * group_bytes;
@@ -263,9 +262,9 @@ EDGESCALE_QUANT_VNNI inline void gemm_s8(const PackedView& w, const std::int8_t*
       const bool accumulate = g0 > 0;
       std::int32_t* out = acc + j0 * w.rows;
       if (cols == 1) {
-        narrow<1>(w, g0, groups, xp, out, accumulate);
+        thin<1>(w, g0, groups, xp, out, accumulate);
       } else if (cols == 2) {
-        narrow<2>(w, g0, groups, xp, out, accumulate);
+        thin<2>(w, g0, groups, xp, out, accumulate);
       } else {
         const Index stride = w.groups * group_bytes;
         for (Index p = 0; p < w.panels; p += 2) {

@@ -15,7 +15,7 @@
 #      tests follows when the budget allows
 #   3. compile only, other instruction sets: g++ Release (-O3, what the demo builds), warnings
 #      as errors, never run (this CPU may lack them):
-#        x86-64-v4 (AVX-512): the kernels' test files of nn, prune and fed     build/isa-x86-64-v4
+#        x86-64-v4 (AVX-512): the kernels' test files of nn, prune, fed, quant build/isa-x86-64-v4
 #        x86-64-v2 (SSE4.2):  every header alone + the train example       build/isa-x86-64-v2
 #      (about 1.5 minutes each on two cores with a cold ccache; the whole run about 18: 1082 s
 #      measured on a fresh clone with the MPI tests, 2026-12-02, g++ 291 + 34, clang ASan 550 + 35,
@@ -219,8 +219,9 @@ fi
 # tests that instantiate the kernels. It compiles the kernels' test files of each area
 # (tests/CMakeLists.txt, KERNELS): test_nn_kernels (the layers' forward and backward: products,
 # convolutions, pooling, batch norm; the optimizers), test_prune_kernels (sparse products, PX's
-# scores) and test_fed_kernels
-# (FED3R's rank update, Cholesky, random features), and not the files that test composition,
+# scores), test_fed_kernels (FED3R's rank update, Cholesky, random features) and
+# test_quant_kernels (the int8 GEMM and requantization, every path; x86-64-v4 has no VNNI, so its
+# default path is avx2), and not the files that test composition,
 # training loops, simulation and bookkeeping over the same kernels, whose own code has no
 # instruction-set dependence. The x86-64-v2 build compiles every header
 # alone (g++'s only header-alone build) and the train example (the layers' kernels at -O3).
@@ -243,7 +244,7 @@ elif [[ $(uname -m) != x86_64 ]]; then
   echo "==== instruction sets: skipped (not an x86-64 machine) ===="
   stage_lines+=("instruction sets: skipped (not x86-64)")
 else
-  BUILD_TARGETS="test_nn_kernels test_prune_kernels test_fed_kernels" \
+  BUILD_TARGETS="test_nn_kernels test_prune_kernels test_fed_kernels test_quant_kernels" \
     isa_stage x86-64-v4 "tests" -DEDGESCALE_TEST_HEADERS=OFF -DEDGESCALE_BUILD_EXAMPLES=OFF
   BUILD_TARGETS="edgescale_headers_alone train" isa_stage x86-64-v2 "every header alone + train"
 fi

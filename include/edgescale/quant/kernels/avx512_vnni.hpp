@@ -1,0 +1,298 @@
+// edgescale/quant/kernels/avx512_vnni.hpp — the int8 GEMM and requantization for AVX-512 VNNI,
+// bit for bit equal to kernels/portable.hpp.
+//
+//   quant::gemm_s8<quant::GemmPath::avx512_vnni>(packed, x, n, acc);   // quant/gemm_s8.hpp
+//
+//   acc[c, j] = Σ_k W[c, k]·(x[k, j] + 128) − 128·Σ_k W[c, k]        (DESIGN §3c)
+// vpdpbusd multiplies unsigned by signed bytes and adds groups of 4 into int32 lanes: x + 128 is
+// x XOR 0x80 read as uint8, and one 64-byte packed group (16 rows x 4 depths) is its signed
+// operand as it is. The first sum stays below 255·128·K ≤ 2³¹ − 1 for K ≤ 65536
+// (kernels::max_depth), so both sums and their difference are exact in int32.
+//
+// Blocking: x is packed per call as x XOR 0x80, in blocks of 256 depths x 64 columns, into a 16 KB
+// stack buffer; the weights are read from the packed panels as they are. The register tile is 32
+// rows (2 panels) x 8 columns: 16 named zmm accumulators, 2 weight registers, broadcasts from
+// memory. With 1 or 2 columns (a batch of one) the tile is 64 rows (4 panels) instead, so 4 or 8
+// independent vpdpbusd chains hide its latency while the panels stream once.
+//
+// Compiled on any x86-64 target through
+// __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"))): only called when the CPU has
+// them (quant::gemm_path_supported).
+#pragma once
+
+#include <edgescale/core/tensor.hpp>
+#include <edgescale/quant/fixed_point.hpp>
+#include <edgescale/quant/kernels/avx2.hpp>
+#include <edgescale/quant/kernels/portable.hpp>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+
+#if EDGESCALE_QUANT_X86_KERNELS
+// g++ 12 raises -Wmaybe-uninitialized inside its own avx512fintrin.h (the deliberately undefined
+// source operand of _mm512_slli_epi32 and friends): a false positive, silenced as core/eigen.hpp
+// does, for the intrinsics headers only (GCC judges by the location it warns about).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
+#include <immintrin.h>
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+
+#define EDGESCALE_QUANT_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
+
+namespace edgescale::quant::kernels::avx512_vnni {
+namespace detail {
+
+inline constexpr Index tile_cols = 8;      // columns of x per register tile
+inline constexpr Index block_groups = 64;  // groups of 4 depths per packed block of x
+inline constexpr Index block_tiles = 8;    // register tiles of columns per packed block
+inline constexpr Index block_cols = block_tiles * tile_cols;
+inline constexpr Index tile_stride = block_groups * tile_cols * group_depth;  // bytes per tile
+
+/// Packs columns [0, cols) of x (leading dimension depth), groups [g0, g0 + groups), as x XOR
+/// 0x80 in tiles of 8 columns: tile i, group t, column c at xp[i·tile_stride + (t·8 + c)·4]. Depths
+/// past K meet zero weights; they are packed as 0.
+EDGESCALE_QUANT_VNNI inline void pack_x(const std::int8_t* x, Index depth, Index g0, Index groups,
+                                        Index cols, std::uint8_t* xp) {
+  for (Index c = 0; c < cols; ++c) {
+    const std::int8_t* src = x + c * depth + g0 * group_depth;
+    std::uint8_t* dst = xp + (c / tile_cols) * tile_stride + (c % tile_cols) * group_depth;
+    const Index full = std::min(groups, (depth - g0 * group_depth) / group_depth);
+    for (Index t = 0; t < full; ++t) {
+      std::uint32_t word = 0;
+      std::memcpy(&word, src + t * group_depth, sizeof word);
+      word ^= 0x80808080U;
+      std::memcpy(dst + t * tile_cols * group_depth, &word, sizeof word);
+    }
+    for (Index t = full; t < groups; ++t) {
+      const Index left = depth - (g0 + t) * group_depth;
+      for (Index q = 0; q < group_depth; ++q) {
+        dst[t * tile_cols * group_depth + q] =
+            q < left ? static_cast<std::uint8_t>(src[t * group_depth + q] ^ 0x80) : 0;
+      }
+    }
+  }
+}
+
+/// out[0, rows) (+)= one panel column of the tile; the first depth block (accumulate false) also
+/// takes away 128·Σ_k W[c, k].
+EDGESCALE_QUANT_VNNI inline void store_column(__m512i sums, const std::int32_t* row_sums,
+                                              std::int32_t* out, Index rows, bool accumulate) {
+  const auto mask = static_cast<__mmask16>((1U << rows) - 1U);
+  if (accumulate) {
+    sums = _mm512_add_epi32(sums, _mm512_maskz_loadu_epi32(mask, out));
+  } else {
+    sums = _mm512_sub_epi32(sums, _mm512_slli_epi32(_mm512_loadu_si512(row_sums), 7));
+  }
+  _mm512_mask_storeu_epi32(out, mask, sums);
+}
+
+EDGESCALE_QUANT_VNNI inline __m512i broadcast_word(const std::uint8_t* p) {
+  std::int32_t word = 0;
+  std::memcpy(&word, p, sizeof word);
+  return _mm512_set1_epi32(word);
+}
+
+// Column c of the register tile: one broadcast of x's 4 bytes, a vpdpbusd per panel.
+#define EDGESCALE_QUANT_VNNI_COLUMN(c)                      \
+  if constexpr (Cols > (c)) {                               \
+    const __m512i b = broadcast_word(xp + (c)*group_depth); \
+    a0##c = _mm512_dpbusd_epi32(a0##c, b, w0);              \
+    if constexpr (Panels > 1) {                             \
+      a1##c = _mm512_dpbusd_epi32(a1##c, b, w1);            \
+    }                                                       \
+    if constexpr (Panels > 2) {                             \
+      a2##c = _mm512_dpbusd_epi32(a2##c, b, w2);            \
+    }                                                       \
+    if constexpr (Panels > 3) {                             \
+      a3##c = _mm512_dpbusd_epi32(a3##c, b, w3);            \
+    }                                                       \
+  }
+#define EDGESCALE_QUANT_VNNI_STORE_PANEL(p, c)                                                 \
+  if constexpr (Panels > (p)) {                                                                \
+    const Index rows_p = std::min(panel_rows, rows - (p)*panel_rows);                          \
+    if (rows_p > 0) {                                                                          \
+      store_column(a##p##c, row_sums + (p)*panel_rows, out + (c)*ldo + (p)*panel_rows, rows_p, \
+                   accumulate);                                                                \
+    }                                                                                          \
+  }
+#define EDGESCALE_QUANT_VNNI_STORE(c)      \
+  if constexpr (Cols > (c)) {              \
+    EDGESCALE_QUANT_VNNI_STORE_PANEL(0, c) \
+    EDGESCALE_QUANT_VNNI_STORE_PANEL(1, c) \
+    EDGESCALE_QUANT_VNNI_STORE_PANEL(2, c) \
+    EDGESCALE_QUANT_VNNI_STORE_PANEL(3, c) \
+  }
+
+/// The register tile: out (16·Panels rows x Cols columns, leading dimension ldo; `rows` of them
+/// written) (+)= the product of `groups` groups of Panels consecutive panels (w: the first
+/// panel's first group; panels `stride` bytes apart) and a packed tile of x.
+template <int Panels, int Cols>
+EDGESCALE_QUANT_VNNI inline void tile(const std::int8_t* w, Index stride, Index groups,
+                                      const std::uint8_t* xp, const std::int32_t* row_sums,
+                                      std::int32_t* out, Index ldo, Index rows, bool accumulate) {
+  [[maybe_unused]] __m512i a00 = _mm512_setzero_si512(), a01 = a00, a02 = a00, a03 = a00, a04 = a00,
+                           a05 = a00, a06 = a00, a07 = a00;
+  [[maybe_unused]] __m512i a10 = a00, a11 = a00, a12 = a00, a13 = a00, a14 = a00, a15 = a00,
+                           a16 = a00, a17 = a00;
+  [[maybe_unused]] __m512i a20 = a00, a21 = a00, a22 = a00, a23 = a00, a24 = a00, a25 = a00,
+                           a26 = a00, a27 = a00;
+  [[maybe_unused]] __m512i a30 = a00, a31 = a00, a32 = a00, a33 = a00, a34 = a00, a35 = a00,
+                           a36 = a00, a37 = a00;
+  for (Index t = 0; t < groups; ++t) {
+    [[maybe_unused]] __m512i w1, w2, w3;
+    const __m512i w0 = _mm512_load_si512(w);
+    if constexpr (Panels > 1) {
+      w1 = _mm512_load_si512(w + stride);
+    }
+    if constexpr (Panels > 2) {
+      w2 = _mm512_load_si512(w + 2 * stride);
+    }
+    if constexpr (Panels > 3) {
+      w3 = _mm512_load_si512(w + 3 * stride);
+    }
+    EDGESCALE_QUANT_VNNI_COLUMN(0)
+    EDGESCALE_QUANT_VNNI_COLUMN(1)
+    EDGESCALE_QUANT_VNNI_COLUMN(2)
+    EDGESCALE_QUANT_VNNI_COLUMN(3)
+    EDGESCALE_QUANT_VNNI_COLUMN(4)
+    EDGESCALE_QUANT_VNNI_COLUMN(5)
+    EDGESCALE_QUANT_VNNI_COLUMN(6)
+    EDGESCALE_QUANT_VNNI_COLUMN(7)
+    w += group_bytes;
+    xp += tile_cols * group_depth;
+  }
+  EDGESCALE_QUANT_VNNI_STORE(0)
+  EDGESCALE_QUANT_VNNI_STORE(1)
+  EDGESCALE_QUANT_VNNI_STORE(2)
+  EDGESCALE_QUANT_VNNI_STORE(3)
+  EDGESCALE_QUANT_VNNI_STORE(4)
+  EDGESCALE_QUANT_VNNI_STORE(5)
+  EDGESCALE_QUANT_VNNI_STORE(6)
+  EDGESCALE_QUANT_VNNI_STORE(7)
+}
+
+#undef EDGESCALE_QUANT_VNNI_COLUMN
+#undef EDGESCALE_QUANT_VNNI_STORE_PANEL
+#undef EDGESCALE_QUANT_VNNI_STORE
+
+/// A batch of 1 or 2 columns: every row in tiles of up to 4 panels (4 or 8 vpdpbusd chains).
+template <int Cols>
+EDGESCALE_QUANT_VNNI inline void thin(const PackedView& w, Index g0, Index groups,
+                                      const std::uint8_t* xt, std::int32_t* out, bool accumulate) {
+  const Index stride = w.groups * group_bytes;
+  for (Index p = 0; p < w.panels; p += 4) {
+    const std::int8_t* wp = w.data + p * stride + g0 * group_bytes;
+    const std::int32_t* sums = w.row_sums + p * panel_rows;
+    std::int32_t* o = out + p * panel_rows;
+    const Index rows = w.rows - p * panel_rows;
+    switch (std::min<Index>(4, w.panels - p)) {
+      case 4:
+        tile<4, Cols>(wp, stride, groups, xt, sums, o, w.rows, rows, accumulate);
+        break;
+      case 3:
+        tile<3, Cols>(wp, stride, groups, xt, sums, o, w.rows, rows, accumulate);
+        break;
+      case 2:
+        tile<2, Cols>(wp, stride, groups, xt, sums, o, w.rows, rows, accumulate);
+        break;
+      default:
+        tile<1, Cols>(wp, stride, groups, xt, sums, o, w.rows, rows, accumulate);
+        break;
+    }
+  }
+}
+
+/// Panels consecutive panels (from w, stride bytes apart) against every column tile of a packed
+/// block of `cols` columns: the panels' groups stay in L1 while the tiles of x go by.
+template <int Panels>
+EDGESCALE_QUANT_VNNI inline void wide(const std::int8_t* w, Index stride, Index groups,
+                                      const std::uint8_t* xp, Index cols,
+                                      const std::int32_t* row_sums, std::int32_t* out, Index ldo,
+                                      Index rows, bool accumulate) {
+  for (Index jt = 0; jt < cols; jt += tile_cols) {
+    const std::uint8_t* xt = xp + (jt / tile_cols) * tile_stride;
+    std::int32_t* o = out + jt * ldo;
+    switch (std::min(tile_cols, cols - jt)) {
+      case 8:
+        tile<Panels, 8>(w, stride, groups, xt, row_sums, o, ldo, rows, accumulate);
+        break;
+      case 7:
+        tile<Panels, 7>(w, stride, groups, xt, row_sums, o, ldo, rows, accumulate);
+        break;
+      case 6:
+        tile<Panels, 6>(w, stride, groups, xt, row_sums, o, ldo, rows, accumulate);
+        break;
+      case 5:
+        tile<Panels, 5>(w, stride, groups, xt, row_sums, o, ldo, rows, accumulate);
+        break;
+      case 4:
+        tile<Panels, 4>(w, stride, groups, xt, row_sums, o, ldo, rows, accumulate);
+        break;
+      case 3:
+        tile<Panels, 3>(w, stride, groups, xt, row_sums, o, ldo, rows, accumulate);
+        break;
+      case 2:
+        tile<Panels, 2>(w, stride, groups, xt, row_sums, o, ldo, rows, accumulate);
+        break;
+      default:
+        tile<Panels, 1>(w, stride, groups, xt, row_sums, o, ldo, rows, accumulate);
+        break;
+    }
+  }
+}
+
+}  // namespace detail
+
+/// acc (M x n, column-major) = W · x (x: K x n, column-major), exact in int32.
+EDGESCALE_QUANT_VNNI inline void gemm_s8(const PackedView& w, const std::int8_t* x, Index n,
+                                         std::int32_t* acc) {
+  using namespace detail;
+  alignas(64) std::uint8_t xp[block_tiles * tile_stride];
+  for (Index j0 = 0; j0 < n; j0 += block_cols) {
+    const Index cols = std::min(block_cols, n - j0);
+    for (Index g0 = 0; g0 < w.groups; g0 += block_groups) {
+      const Index groups = std::min(block_groups, w.groups - g0);
+      pack_x(x + j0 * w.depth, w.depth, g0, groups, cols, xp);
+      const bool accumulate = g0 > 0;
+      std::int32_t* out = acc + j0 * w.rows;
+      if (cols == 1) {
+        thin<1>(w, g0, groups, xp, out, accumulate);
+      } else if (cols == 2) {
+        thin<2>(w, g0, groups, xp, out, accumulate);
+      } else {
+        const Index stride = w.groups * group_bytes;
+        for (Index p = 0; p < w.panels; p += 2) {
+          const std::int8_t* wp = w.data + p * stride + g0 * group_bytes;
+          const std::int32_t* sums = w.row_sums + p * panel_rows;
+          const Index rows = w.rows - p * panel_rows;
+          if (w.panels - p >= 2) {
+            wide<2>(wp, stride, groups, xp, cols, sums, out + p * panel_rows, w.rows, rows,
+                    accumulate);
+          } else {
+            wide<1>(wp, stride, groups, xp, cols, sums, out + p * panel_rows, w.rows, rows,
+                    accumulate);
+          }
+        }
+      }
+    }
+  }
+}
+
+/// The requantization is M·N work beside the product's M·N·K: the AVX2 kernel serves here too.
+EDGESCALE_QUANT_VNNI inline void requantize_s8(const std::int32_t* acc, Index m, Index n,
+                                               const std::int32_t* bias, const Multiplier* mult,
+                                               std::int32_t zero_point, std::int32_t act_min,
+                                               std::int32_t act_max, std::int8_t* out) {
+  avx2::requantize_s8(acc, m, n, bias, mult, zero_point, act_min, act_max, out);
+}
+
+}  // namespace edgescale::quant::kernels::avx512_vnni
+
+#undef EDGESCALE_QUANT_VNNI
+#endif  // EDGESCALE_QUANT_X86_KERNELS

@@ -437,3 +437,48 @@ TEST_CASE("a trained QAT network converts to the integer network its fake quanti
 }
 
 }  // namespace edgescale
+
+namespace edgescale {
+
+TEST_CASE("the input stage's branch-free quantization equals ActivationParams::quantize") {
+  Rng rng = make_stream(16, "quantize-code");
+  std::vector<float> xs = {0.0F,
+                           -0.0F,
+                           0.5F,
+                           1.5F,
+                           2.5F,
+                           -0.5F,
+                           -1.5F,
+                           -2.5F,
+                           127.5F,
+                           -128.5F,
+                           1e30F,
+                           -1e30F,
+                           std::numeric_limits<float>::infinity(),
+                           -std::numeric_limits<float>::infinity(),
+                           std::numeric_limits<float>::quiet_NaN(),
+                           std::numeric_limits<float>::denorm_min()};
+  for (int i = 0; i < 20000; ++i) {
+    xs.push_back(standard_normal<float>(rng) * 100.0F);
+  }
+  for (const ActivationParams& p :
+       {ActivationParams{1.0F, 0, -128, 127, 8}, ActivationParams{0.5F, -128, -128, 127, 8},
+        ActivationParams{0.0371F, 17, -128, 127, 8}, ActivationParams{1.0F, -128, -128, -113, 4},
+        ActivationParams{3.0F, 5, -7, 7, 4},
+        ActivationParams{std::numeric_limits<float>::epsilon(), -128, -128, 127, 8}}) {
+    Index mismatches = 0;
+    for (const float x : xs) {
+      // x itself, and x·scale (so that x / scale lands on the half-integers listed: ties).
+      const float on_grid = x * p.scale;
+      mismatches += quant::detail::quantize_code(on_grid, p.scale, static_cast<float>(p.zero_point),
+                                                 static_cast<float>(p.qmin),
+                                                 static_cast<float>(p.qmax)) != p.quantize(on_grid);
+      mismatches += quant::detail::quantize_code(x, p.scale, static_cast<float>(p.zero_point),
+                                                 static_cast<float>(p.qmin),
+                                                 static_cast<float>(p.qmax)) != p.quantize(x);
+    }
+    CHECK(mismatches == 0);
+  }
+}
+
+}  // namespace edgescale

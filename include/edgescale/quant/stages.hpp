@@ -33,6 +33,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <span>
 #include <string>
 #include <utility>
@@ -241,6 +242,26 @@ class Requantizer {
 
 }  // namespace detail
 
+namespace detail {
+
+/// ActivationParams::quantize(x) — zero point + round(x / scale) ties to even, saturated, NaN to
+/// the zero point — without a branch or a library call, so that a loop of it vectorises: the
+/// quotient is clamped to ±1024 (beyond every code whatever the zero point, so saturation is
+/// unchanged) and rounded by adding and subtracting 1.5·2²³, which rounds to nearest even in
+/// IEEE single precision for |v| < 2²² (x86-64 and AArch64 evaluate float in float; the library
+/// is never built with -ffast-math). tests/quant checks it against ActivationParams::quantize.
+inline std::int8_t quantize_code(float x, float scale, float zero_point, float qmin, float qmax) {
+  float v = x / scale;
+  v = v == v ? v : 0.0F;
+  v = std::min(std::max(v, -1024.0F), 1024.0F);
+  constexpr float magic = 12582912.0F;  // 1.5 · 2^23
+  v = (v + magic) - magic;
+  v = std::min(std::max(v + zero_point, qmin), qmax);
+  return static_cast<std::int8_t>(v);
+}
+
+}  // namespace detail
+
 /// float → int8: the network input, quantized per tensor (HWC for images).
 template <StaticShape S>
 class QuantizeStage {
@@ -264,6 +285,10 @@ class QuantizeStage {
     }
     const Index n = x.cols();
     std::int8_t* out = out_.resize(S::size * n);
+    const float scale = params_.scale;
+    const auto zero = static_cast<float>(params_.zero_point);
+    const auto lo = static_cast<float>(params_.qmin);
+    const auto hi = static_cast<float>(params_.qmax);
     for (Index j = 0; j < n; ++j) {
       const float* in = x.data() + j * S::size;
       std::int8_t* o = out + j * S::size;
@@ -272,12 +297,12 @@ class QuantizeStage {
         constexpr Index plane = Index{S::dims[1]} * S::dims[2];
         for (Index ch = 0; ch < c; ++ch) {
           for (Index p = 0; p < plane; ++p) {
-            o[p * c + ch] = static_cast<std::int8_t>(params_.quantize(in[ch * plane + p]));
+            o[p * c + ch] = detail::quantize_code(in[ch * plane + p], scale, zero, lo, hi);
           }
         }
       } else {
         for (Index i = 0; i < S::size; ++i) {
-          o[i] = static_cast<std::int8_t>(params_.quantize(in[i]));
+          o[i] = detail::quantize_code(in[i], scale, zero, lo, hi);
         }
       }
     }
@@ -377,6 +402,9 @@ class Conv2DStage {
     if constexpr (!direct) {
       col_.reserve(pixels * patch);
     }
+    if constexpr (P > 0) {
+      padded_.reserve(padded_size);
+    }
   }
 
   /// From a requantizer of Cout x patch in (ky, kx, c) order (a saved model).
@@ -390,6 +418,9 @@ class Conv2DStage {
     out_.reserve(pixels * Cout);
     if constexpr (!direct) {
       col_.reserve(pixels * patch);
+    }
+    if constexpr (P > 0) {
+      padded_.reserve(padded_size);
     }
   }
 
@@ -431,20 +462,31 @@ class Conv2DStage {
     return w;
   }
 
-  static void im2col(const std::int8_t* x, std::int8_t pad, std::int8_t* col) {
+  static constexpr int padded_height = height + 2 * P;
+  static constexpr int padded_width = width + 2 * P;
+  static constexpr Index padded_size = Index{padded_height} * padded_width * cin;
+  /// One kernel row of a patch: K·cin contiguous codes of the padded HWC sample.
+  static constexpr Index row = Index{K} * cin;
+
+  /// colT (pixels x patch): for each output pixel, K rows of K·cin contiguous codes, read from
+  /// the sample itself (P = 0) or from its copy padded with the zero point.
+  void im2col(const std::int8_t* x, std::int8_t pad, std::int8_t* col) {
+    const std::int8_t* src = x;
+    if constexpr (P > 0) {
+      std::int8_t* padded = padded_.resize(padded_size);
+      std::fill_n(padded, padded_size, pad);
+      for (int y = 0; y < height; ++y) {
+        std::copy_n(x + Index{y} * width * cin, Index{width} * cin,
+                    padded + ((Index{y} + P) * padded_width + P) * cin);
+      }
+      src = padded;
+    }
     for (int oy = 0; oy < out_height; ++oy) {
       for (int ox = 0; ox < out_width; ++ox) {
         std::int8_t* dst = col + (Index{oy} * out_width + ox) * patch;
-        for (int ky = 0; ky < K; ++ky) {
-          const int iy = oy * S - P + ky;
-          for (int kx = 0; kx < K; ++kx, dst += cin) {
-            const int ix = ox * S - P + kx;
-            if (iy < 0 || iy >= height || ix < 0 || ix >= width) {
-              std::fill_n(dst, cin, pad);
-            } else {
-              std::copy_n(x + (Index{iy} * width + ix) * cin, cin, dst);
-            }
-          }
+        const std::int8_t* window = src + (Index{oy} * S * padded_width + Index{ox} * S) * cin;
+        for (int ky = 0; ky < K; ++ky, dst += row) {
+          std::memcpy(dst, window + Index{ky} * padded_width * cin, row);
         }
       }
     }
@@ -452,6 +494,7 @@ class Conv2DStage {
 
   detail::Requantizer rq_;
   detail::Buffer<std::int32_t> acc_;
+  detail::Buffer<std::int8_t> padded_;
   detail::Buffer<std::int8_t> col_;
   detail::Buffer<std::int8_t> out_;
 };

@@ -7,3 +7,4 @@
 #include <edgescale/nn.hpp>
 #include <edgescale/fed.hpp>
 #include <edgescale/prune.hpp>
+#include <edgescale/quant.hpp>

@@ -74,24 +74,11 @@ void network(benchmark::State& state, double flops_per_sample) {
       benchmark::Counter(samples * flops_per_sample * 1e-9, benchmark::Counter::kIsRate);
 }
 
+/// The first layer of LeNet-300-100 alone, as a network of one layer.
+using FirstLayer = nn::Sequential<nn::Dense<784, 300>>;
 template <bool Integer>
 void first_layer(benchmark::State& state) {
-  using Net = nn::Sequential<nn::Dense<784, 300>>;
-  static Pair<Net> pair;
-  const Index batch = state.range(0);
-  const Matrix<float> x = random_input(784, batch, 4);
-  const ConstBatchView<float> xv(x.data(), x.rows(), x.cols());
-  for (auto _ : state) {
-    if constexpr (Integer) {
-      benchmark::DoNotOptimize(pair.qnet.forward(xv).data);
-    } else {
-      benchmark::DoNotOptimize(pair.net.forward(xv).data());
-    }
-    benchmark::ClobberMemory();
-  }
-  const double samples = static_cast<double>(state.iterations() * batch);
-  state.counters["GOP/s"] =
-      benchmark::Counter(samples * 2.0 * wl::mlp_macs_l1 * 1e-9, benchmark::Counter::kIsRate);
+  network<FirstLayer, Integer>(state, 2.0 * wl::mlp_macs_l1);
 }
 
 using Mlp = examples::LeNet300100<float>;

@@ -19,6 +19,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 NETS = {"mlp": "LeNet-300-100", "lenet5": "LeNet-5"}
+# PyTorch's settings in torch.json (scripts/quant_torch.py): key, how the table names it.
+TORCH = (("ptq_int8_accuracy", "PTQ int8 per-channel (int8 kernels)"),
+         ("ptq4_ends8_accuracy", "PTQ 4-bit, 8-bit ends (fake-quantized)"),
+         ("ptq4_accuracy", "PTQ 4-bit uniform (fake-quantized)"),
+         ("qat4_ends8_accuracy", "QAT 4-bit, 8-bit ends (fake-quantized)"),
+         ("qat4_uniform_accuracy", "QAT 4-bit uniform (fake-quantized)"))
 
 
 def setting(d):
@@ -56,11 +62,7 @@ def main():
         lines += ["", f"PyTorch {torch['torch_version']} on the same task (LeNet-5, its own fp32 "
                   f"training: {100 * fp32:.2f} %):", "",
                   "| setting | accuracy | change (points) |", "|---|---:|---:|"]
-        for key, name in (("ptq_int8_accuracy", "PTQ int8 per-channel (int8 kernels)"),
-                          ("ptq4_ends8_accuracy", "PTQ 4-bit, 8-bit ends (fake-quantized)"),
-                          ("ptq4_accuracy", "PTQ 4-bit uniform (fake-quantized)"),
-                          ("qat4_ends8_accuracy", "QAT 4-bit, 8-bit ends (fake-quantized)"),
-                          ("qat4_uniform_accuracy", "QAT 4-bit uniform (fake-quantized)")):
+        for key, name in TORCH:
             if key in torch:
                 lines.append(f"| {name} | {100 * torch[key]:.2f} % | "
                              f"{100 * (torch[key] - fp32):+.2f} |")
@@ -75,13 +77,9 @@ def main():
         colors = ["tab:blue" if d["mode"] == "ptq" else "tab:orange" for d in mine]
         if net == "lenet5" and torch is not None:
             fp32 = torch["fp32_accuracy"]
-            for key, name in (("ptq_int8_accuracy", "PyTorch PTQ 8-bit"),
-                              ("ptq4_ends8_accuracy", "PyTorch PTQ 4-bit, 8-bit ends"),
-                              ("ptq4_accuracy", "PyTorch PTQ 4-bit, uniform"),
-                              ("qat4_ends8_accuracy", "PyTorch QAT 4-bit, 8-bit ends"),
-                              ("qat4_uniform_accuracy", "PyTorch QAT 4-bit, uniform")):
+            for key, name in TORCH:
                 if key in torch:
-                    labels.append(name)
+                    labels.append("PyTorch " + name.split(" (")[0])
                     values.append(100 * (torch[key] - fp32))
                     colors.append("tab:gray")
         ax.barh(range(len(values)), values, color=colors)

@@ -128,12 +128,29 @@ class QNetwork {
 
 namespace detail {
 
+/// Stops with the reason when a layer type has no integer form.
+template <class L>
+struct no_lowering {
+  static_assert(sizeof(L) == 0,
+                "quant: this layer type has no integer lowering; specialise quant::lowering<L> "
+                "for it (quant/lowering.hpp) or convert a network without it");
+  using type = void;
+};
+template <class L>
+struct stage_of {
+  using type = typename no_lowering<L>::type;
+};
+template <Lowerable L>
+struct stage_of<L> {
+  using type = typename lowering<L>::stage;
+};
+
 template <class Net, class Seq>
 struct qnetwork_of;
 template <class Net, std::size_t... I>
 struct qnetwork_of<Net, std::index_sequence<I...>> {
   using type = QNetwork<typename Net::input_shape,
-                        typename lowering<typename Net::template layer_type<I>>::stage...>;
+                        typename stage_of<typename Net::template layer_type<I>>::type...>;
 };
 
 template <class Net, std::size_t... I>

@@ -245,7 +245,11 @@ void requantize_s8(const std::int32_t* acc, Index m, Index n, const std::int32_t
   if (acc == nullptr || bias == nullptr || mult == nullptr || out == nullptr) {
     throw argument_error("requantize_s8: null acc, bias, mult or out");
   }
+  bool bad_shift = false;  // checked without a branch per row, then found
   for (Index c = 0; c < m; ++c) {
+    bad_shift = bad_shift | (mult[c].shift < -31) | (mult[c].shift > 30);
+  }
+  for (Index c = 0; bad_shift && c < m; ++c) {
     if (mult[c].shift < -31 || mult[c].shift > 30) {
       throw argument_error("requantize_s8: mult[" + std::to_string(c) +
                            "].shift = " + std::to_string(mult[c].shift) + " is outside [-31, 30]");

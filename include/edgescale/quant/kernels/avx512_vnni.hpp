@@ -99,19 +99,19 @@ EDGESCALE_QUANT_VNNI inline __m512i broadcast_word(const std::uint8_t* p) {
 }
 
 // Column c of the register tile: one broadcast of x's 4 bytes, a vpdpbusd per panel.
-#define EDGESCALE_QUANT_VNNI_COLUMN(c)                      \
-  if constexpr (Cols > (c)) {                               \
-    const __m512i b = broadcast_word(xp + (c)*group_depth); \
-    a0##c = _mm512_dpbusd_epi32(a0##c, b, w0);              \
-    if constexpr (Panels > 1) {                             \
-      a1##c = _mm512_dpbusd_epi32(a1##c, b, w1);            \
-    }                                                       \
-    if constexpr (Panels > 2) {                             \
-      a2##c = _mm512_dpbusd_epi32(a2##c, b, w2);            \
-    }                                                       \
-    if constexpr (Panels > 3) {                             \
-      a3##c = _mm512_dpbusd_epi32(a3##c, b, w3);            \
-    }                                                       \
+#define EDGESCALE_QUANT_VNNI_COLUMN(c)              \
+  if constexpr (Cols > (c)) {                       \
+    const __m512i b = broadcast_word(xp + (c)*ldx); \
+    a0##c = _mm512_dpbusd_epi32(a0##c, b, w0);      \
+    if constexpr (Panels > 1) {                     \
+      a1##c = _mm512_dpbusd_epi32(a1##c, b, w1);    \
+    }                                               \
+    if constexpr (Panels > 2) {                     \
+      a2##c = _mm512_dpbusd_epi32(a2##c, b, w2);    \
+    }                                               \
+    if constexpr (Panels > 3) {                     \
+      a3##c = _mm512_dpbusd_epi32(a3##c, b, w3);    \
+    }                                               \
   }
 #define EDGESCALE_QUANT_VNNI_STORE_PANEL(p, c)                                                 \
   if constexpr (Panels > (p)) {                                                                \
@@ -132,10 +132,13 @@ EDGESCALE_QUANT_VNNI inline __m512i broadcast_word(const std::uint8_t* p) {
 /// The register tile: out (16·Panels rows x Cols columns, leading dimension ldo; `rows` of them
 /// written) (+)= the product of `groups` groups of Panels consecutive panels (w: the first
 /// panel's first group; panels `stride` bytes apart) and a packed tile of x.
+/// x's 4 bytes of column c, group t are at xp + c·ldx + t·step: the packed tiles (ldx = 4,
+/// step = 32) or x XOR 0x80 as it is laid out (ldx = K, step = 4).
 template <int Panels, int Cols>
 EDGESCALE_QUANT_VNNI inline void tile(const std::int8_t* w, Index stride, Index groups,
-                                      const std::uint8_t* xp, const std::int32_t* row_sums,
-                                      std::int32_t* out, Index ldo, Index rows, bool accumulate) {
+                                      const std::uint8_t* xp, Index ldx, Index step,
+                                      const std::int32_t* row_sums, std::int32_t* out, Index ldo,
+                                      Index rows, bool accumulate) {
   [[maybe_unused]] __m512i a00 = _mm512_setzero_si512(), a01 = a00, a02 = a00, a03 = a00, a04 = a00,
                            a05 = a00, a06 = a00, a07 = a00;
   [[maybe_unused]] __m512i a10 = a00, a11 = a00, a12 = a00, a13 = a00, a14 = a00, a15 = a00,
@@ -165,7 +168,7 @@ EDGESCALE_QUANT_VNNI inline void tile(const std::int8_t* w, Index stride, Index 
     EDGESCALE_QUANT_VNNI_COLUMN(6)
     EDGESCALE_QUANT_VNNI_COLUMN(7)
     w += group_bytes;
-    xp += tile_cols * group_depth;
+    xp += step;
   }
   EDGESCALE_QUANT_VNNI_STORE(0)
   EDGESCALE_QUANT_VNNI_STORE(1)
@@ -193,16 +196,20 @@ EDGESCALE_QUANT_VNNI inline void thin(const PackedView& w, Index g0, Index group
     const Index rows = w.rows - p * panel_rows;
     switch (std::min<Index>(4, w.panels - p)) {
       case 4:
-        tile<4, Cols>(wp, stride, groups, xt, sums, o, w.rows, rows, accumulate);
+        tile<4, Cols>(wp, stride, groups, xt, group_depth, tile_cols * group_depth, sums, o, w.rows,
+                      rows, accumulate);
         break;
       case 3:
-        tile<3, Cols>(wp, stride, groups, xt, sums, o, w.rows, rows, accumulate);
+        tile<3, Cols>(wp, stride, groups, xt, group_depth, tile_cols * group_depth, sums, o, w.rows,
+                      rows, accumulate);
         break;
       case 2:
-        tile<2, Cols>(wp, stride, groups, xt, sums, o, w.rows, rows, accumulate);
+        tile<2, Cols>(wp, stride, groups, xt, group_depth, tile_cols * group_depth, sums, o, w.rows,
+                      rows, accumulate);
         break;
       default:
-        tile<1, Cols>(wp, stride, groups, xt, sums, o, w.rows, rows, accumulate);
+        tile<1, Cols>(wp, stride, groups, xt, group_depth, tile_cols * group_depth, sums, o, w.rows,
+                      rows, accumulate);
         break;
     }
   }
@@ -210,39 +217,83 @@ EDGESCALE_QUANT_VNNI inline void thin(const PackedView& w, Index g0, Index group
 
 /// Panels consecutive panels (from w, stride bytes apart) against every column tile of a packed
 /// block of `cols` columns: the panels' groups stay in L1 while the tiles of x go by.
+/// x as in tile: the packed tiles (ldx = 4, step = 32, tiles tile_stride apart) or x as it is
+/// (ldx = K, step = 4, tiles 8·K apart).
 template <int Panels>
 EDGESCALE_QUANT_VNNI inline void wide(const std::int8_t* w, Index stride, Index groups,
-                                      const std::uint8_t* xp, Index cols,
-                                      const std::int32_t* row_sums, std::int32_t* out, Index ldo,
-                                      Index rows, bool accumulate) {
+                                      const std::uint8_t* xp, Index ldx, Index step,
+                                      Index tile_step, Index cols, const std::int32_t* row_sums,
+                                      std::int32_t* out, Index ldo, Index rows, bool accumulate) {
   for (Index jt = 0; jt < cols; jt += tile_cols) {
-    const std::uint8_t* xt = xp + (jt / tile_cols) * tile_stride;
+    const std::uint8_t* xt = xp + (jt / tile_cols) * tile_step;
     std::int32_t* o = out + jt * ldo;
     switch (std::min(tile_cols, cols - jt)) {
       case 8:
-        tile<Panels, 8>(w, stride, groups, xt, row_sums, o, ldo, rows, accumulate);
+        tile<Panels, 8>(w, stride, groups, xt, ldx, step, row_sums, o, ldo, rows, accumulate);
         break;
       case 7:
-        tile<Panels, 7>(w, stride, groups, xt, row_sums, o, ldo, rows, accumulate);
+        tile<Panels, 7>(w, stride, groups, xt, ldx, step, row_sums, o, ldo, rows, accumulate);
         break;
       case 6:
-        tile<Panels, 6>(w, stride, groups, xt, row_sums, o, ldo, rows, accumulate);
+        tile<Panels, 6>(w, stride, groups, xt, ldx, step, row_sums, o, ldo, rows, accumulate);
         break;
       case 5:
-        tile<Panels, 5>(w, stride, groups, xt, row_sums, o, ldo, rows, accumulate);
+        tile<Panels, 5>(w, stride, groups, xt, ldx, step, row_sums, o, ldo, rows, accumulate);
         break;
       case 4:
-        tile<Panels, 4>(w, stride, groups, xt, row_sums, o, ldo, rows, accumulate);
+        tile<Panels, 4>(w, stride, groups, xt, ldx, step, row_sums, o, ldo, rows, accumulate);
         break;
       case 3:
-        tile<Panels, 3>(w, stride, groups, xt, row_sums, o, ldo, rows, accumulate);
+        tile<Panels, 3>(w, stride, groups, xt, ldx, step, row_sums, o, ldo, rows, accumulate);
         break;
       case 2:
-        tile<Panels, 2>(w, stride, groups, xt, row_sums, o, ldo, rows, accumulate);
+        tile<Panels, 2>(w, stride, groups, xt, ldx, step, row_sums, o, ldo, rows, accumulate);
         break;
       default:
-        tile<Panels, 1>(w, stride, groups, xt, row_sums, o, ldo, rows, accumulate);
+        tile<Panels, 1>(w, stride, groups, xt, ldx, step, row_sums, o, ldo, rows, accumulate);
         break;
+    }
+  }
+}
+
+/// Depth up to which several columns take `shallow`: 64 columns of it fill the buffer of x.
+inline constexpr Index shallow_depth = tile_stride * block_tiles / block_cols;
+
+/// Shallow products (K ≤ 256: convolutions' im2col patches, whose columns are many and short)
+/// over n > 2 columns: x is not repacked per group but copied in blocks of 64 columns as it is
+/// (column-major, XOR 0x80, one vector instruction per 64 bytes), and the tiles broadcast each
+/// column's 4 bytes from there; the whole depth is one block. A last partial group reads up to 3
+/// bytes past its column (the next column's, or 0 after the block), which meet zero weights.
+EDGESCALE_QUANT_VNNI inline void shallow(const PackedView& w, const std::int8_t* x, Index n,
+                                         std::int32_t* acc, std::uint8_t* xp) {
+  const Index stride = w.groups * group_bytes;
+  const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
+  for (Index j0 = 0; j0 < n; j0 += block_cols) {
+    const Index cols = std::min(block_cols, n - j0);
+    const Index bytes = cols * w.depth;
+    const std::int8_t* src = x + j0 * w.depth;
+    Index i = 0;
+    for (; i + 64 <= bytes; i += 64) {
+      _mm512_storeu_si512(xp + i, _mm512_xor_si512(_mm512_loadu_si512(src + i), flip));
+    }
+    // The tail's vector (zero past the block) also writes the 3 bytes a last group may read.
+    const Index rest = bytes - i;
+    const auto tail = static_cast<__mmask64>(rest == 0 ? 0 : ~std::uint64_t{0} >> (64 - rest));
+    _mm512_storeu_si512(xp + i,
+                        _mm512_maskz_mov_epi8(
+                            tail, _mm512_xor_si512(_mm512_maskz_loadu_epi8(tail, src + i), flip)));
+    std::int32_t* out = acc + j0 * w.rows;
+    for (Index p = 0; p < w.panels; p += 2) {
+      const std::int8_t* wp = w.data + p * stride;
+      const std::int32_t* sums = w.row_sums + p * panel_rows;
+      const Index rows = w.rows - p * panel_rows;
+      if (w.panels - p >= 2) {
+        wide<2>(wp, stride, w.groups, xp, w.depth, group_depth, tile_cols * w.depth, cols, sums,
+                out + p * panel_rows, w.rows, rows, false);
+      } else {
+        wide<1>(wp, stride, w.groups, xp, w.depth, group_depth, tile_cols * w.depth, cols, sums,
+                out + p * panel_rows, w.rows, rows, false);
+      }
     }
   }
 }
@@ -253,7 +304,11 @@ EDGESCALE_QUANT_VNNI inline void wide(const std::int8_t* w, Index stride, Index 
 EDGESCALE_QUANT_VNNI inline void gemm_s8(const PackedView& w, const std::int8_t* x, Index n,
                                          std::int32_t* acc) {
   using namespace detail;
-  alignas(64) std::uint8_t xp[block_tiles * tile_stride];
+  alignas(64) std::uint8_t xp[block_tiles * tile_stride + 64];
+  if (n > 2 && w.depth <= shallow_depth) {
+    shallow(w, x, n, acc, xp);
+    return;
+  }
   for (Index j0 = 0; j0 < n; j0 += block_cols) {
     const Index cols = std::min(block_cols, n - j0);
     for (Index g0 = 0; g0 < w.groups; g0 += block_groups) {
@@ -272,11 +327,11 @@ EDGESCALE_QUANT_VNNI inline void gemm_s8(const PackedView& w, const std::int8_t*
           const std::int32_t* sums = w.row_sums + p * panel_rows;
           const Index rows = w.rows - p * panel_rows;
           if (w.panels - p >= 2) {
-            wide<2>(wp, stride, groups, xp, cols, sums, out + p * panel_rows, w.rows, rows,
-                    accumulate);
+            wide<2>(wp, stride, groups, xp, group_depth, tile_cols * group_depth, tile_stride, cols,
+                    sums, out + p * panel_rows, w.rows, rows, accumulate);
           } else {
-            wide<1>(wp, stride, groups, xp, cols, sums, out + p * panel_rows, w.rows, rows,
-                    accumulate);
+            wide<1>(wp, stride, groups, xp, group_depth, tile_cols * group_depth, tile_stride, cols,
+                    sums, out + p * panel_rows, w.rows, rows, accumulate);
           }
         }
       }

@@ -309,6 +309,12 @@ TEST_CASE("gemm_s8: every path equals the scalar product on random shapes") {
   // Convolutions: few rows, shallow patches (up to 256 deep: the VNNI path's unpacked x), many
   // columns — LeNet-5's conv1 (6 x 25 x 784) and conv2 (16 x 150 x 100), 64-column blocks whose
   // bytes are or are not a multiple of 64, and the deepest shallow patch beside one deeper.
+  // A batch of one or two in one pass (VNNI: up to 8192 codes of x), and just beyond.
+  for (const Index k : {4096, 4097, 8192, 8193}) {
+    for (const Index n : {1, 2}) {
+      check_gemm(weights(35 * k), random_codes(k * n, rng), 35, k, n);
+    }
+  }
   check_gemm(weights(6 * 25), random_codes(25 * 784, rng), 6, 25, 784);
   check_gemm(weights(16 * 150), random_codes(150 * 100, rng), 16, 150, 100);
   for (const Index m : {1, 6, 16, 20, 33}) {

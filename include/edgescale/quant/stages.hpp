@@ -568,8 +568,11 @@ class MaxPoolStage {
           const std::int8_t* top = in + Index{oy} * S * line;
           std::copy_n(top, run, rows);
           for (int ky = 1; ky < K; ++ky) {
+            const std::int8_t* next = top + ky * line;
             for (Index i = 0; i < run; ++i) {
-              rows[i] = std::max(rows[i], top[ky * line + i]);
+              const std::int8_t a = rows[i];  // by value: a loop that vectorises
+              const std::int8_t b = next[i];
+              rows[i] = a < b ? b : a;
             }
           }
           for (int ox = 0; ox < geometry::ow; ++ox, y += c) {
@@ -577,7 +580,8 @@ class MaxPoolStage {
             for (Index ch = 0; ch < c; ++ch) {
               std::int8_t v = window[ch];
               for (int kx = 1; kx < K; ++kx) {
-                v = std::max(v, window[kx * c + ch]);
+                const std::int8_t b = window[kx * c + ch];
+                v = v < b ? b : v;
               }
               y[ch] = v;
             }

@@ -414,6 +414,74 @@ EDGESCALE_QUANT_VNNI inline void requantize_stream(const std::int32_t* acc, Inde
   }
 }
 
+/// One column (n = 1), 16 rows at a time with the parameters unpacked in registers (no table):
+/// (value, shift) pairs deinterleaved by two permutes, then the general road where a lane needs
+/// it.
+EDGESCALE_QUANT_VNNI inline void requantize_column(const std::int32_t* acc, Index m,
+                                                   const std::int32_t* bias, const Multiplier* mult,
+                                                   std::int32_t zero_point, std::int32_t act_min,
+                                                   std::int32_t act_max, std::int8_t* out) {
+  const __m512i lo = _mm512_set1_epi32(act_min - zero_point);
+  const __m512i hi = _mm512_set1_epi32(act_max - zero_point);
+  const __m512i zero_point_v = _mm512_set1_epi32(zero_point);
+  const __m512i zero = _mm512_setzero_si512();
+  const __m512i one = _mm512_set1_epi32(1);
+  const __m512i int_max = _mm512_set1_epi32(std::numeric_limits<std::int32_t>::max());
+  const __m512i int_min = _mm512_set1_epi32(std::numeric_limits<std::int32_t>::min());
+  const __m512i nudge = _mm512_set1_epi64(std::int64_t{1} << 30);
+  const __m512i evens =
+      _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i odds = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+  const auto* pairs = reinterpret_cast<const std::int32_t*>(mult);
+  for (Index r = 0; r < m; r += 16) {
+    const Index left_rows = m - r;
+    const auto mask = static_cast<__mmask16>(
+        left_rows >= 16 ? 0xFFFFU : (1U << static_cast<unsigned>(left_rows)) - 1U);
+    const auto mask_lo = static_cast<__mmask16>(
+        left_rows >= 8 ? 0xFFFFU : (1U << static_cast<unsigned>(2 * left_rows)) - 1U);
+    const auto mask_hi = static_cast<__mmask16>(
+        left_rows >= 16
+            ? 0xFFFFU
+            : (left_rows <= 8 ? 0U : (1U << static_cast<unsigned>(2 * (left_rows - 8))) - 1U));
+    const __m512i first = _mm512_maskz_loadu_epi32(mask_lo, pairs + 2 * r);
+    const __m512i second = _mm512_maskz_loadu_epi32(mask_hi, pairs + 2 * r + 16);
+    const __m512i value = _mm512_permutex2var_epi32(first, evens, second);
+    const __m512i shift = _mm512_permutex2var_epi32(first, odds, second);
+    const __m512i right = _mm512_max_epi32(_mm512_sub_epi32(zero, shift), zero);
+    const __m512i low_bits = _mm512_sub_epi32(_mm512_sllv_epi32(one, right), one);
+    __m512i x = _mm512_add_epi32(_mm512_maskz_loadu_epi32(mask, acc + r),
+                                 _mm512_maskz_loadu_epi32(mask, bias + r));
+    const __mmask16 special =
+        _mm512_cmpgt_epi32_mask(shift, zero) | _mm512_cmpeq_epi32_mask(value, int_min);
+    if (special != 0) {
+      const __m512i left = _mm512_max_epi32(shift, zero);
+      const __m512i shifted = _mm512_sllv_epi32(x, left);
+      const __mmask16 kept = _mm512_cmpeq_epi32_mask(_mm512_srav_epi32(shifted, left), x);
+      const __m512i saturated = _mm512_xor_si512(_mm512_srai_epi32(x, 31), int_max);
+      x = _mm512_mask_blend_epi32(kept, saturated, shifted);
+    }
+    const __m512i even = _mm512_srli_epi64(_mm512_add_epi64(_mm512_mul_epi32(x, value), nudge), 31);
+    const __m512i odd = _mm512_slli_epi64(
+        _mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(x, 32), _mm512_srli_epi64(value, 32)),
+                         nudge),
+        1);
+    __m512i high = _mm512_mask_blend_epi32(0xAAAA, even, odd);
+    if (special != 0) {
+      const __mmask16 overflow =
+          _mm512_cmpeq_epi32_mask(x, int_min) & _mm512_cmpeq_epi32_mask(value, int_min);
+      high = _mm512_mask_mov_epi32(high, overflow, int_max);
+    }
+    const __m512i remainder = _mm512_and_si512(high, low_bits);
+    const __m512i threshold =
+        _mm512_sub_epi32(_mm512_srai_epi32(low_bits, 1), _mm512_srai_epi32(high, 31));
+    const __m512i quotient = _mm512_srav_epi32(high, right);
+    __m512i v = _mm512_mask_add_epi32(quotient, _mm512_cmpgt_epi32_mask(remainder, threshold),
+                                      quotient, one);
+    v = _mm512_add_epi32(_mm512_min_epi32(_mm512_max_epi32(v, lo), hi), zero_point_v);
+    _mm512_mask_cvtepi32_storeu_epi8(out + r, mask, v);
+  }
+}
+
 }  // namespace detail
 
 /// Requantization: several columns of rows whose period lcm(m, 16) is at most 64 (convolutions'
@@ -431,6 +499,10 @@ EDGESCALE_QUANT_VNNI inline void requantize_s8(const std::int32_t* acc, Index m,
     } else {
       detail::requantize_stream<false>(acc, m * n, period, p, zero_point, act_min, act_max, out);
     }
+    return;
+  }
+  if (n == 1) {
+    detail::requantize_column(acc, m, bias, mult, zero_point, act_min, act_max, out);
     return;
   }
   avx2::requantize_s8(acc, m, n, bias, mult, zero_point, act_min, act_max, out);

@@ -306,6 +306,24 @@ TEST_CASE("gemm_s8: every path equals the scalar product on random shapes") {
       check_gemm(weights(35 * k), random_codes(k * n, rng), 35, k, n);
     }
   }
+  // Convolutions: few rows, shallow patches (up to 256 deep: the VNNI path's unpacked x), many
+  // columns — LeNet-5's conv1 (6 x 25 x 784) and conv2 (16 x 150 x 100), 64-column blocks whose
+  // bytes are or are not a multiple of 64, and the deepest shallow patch beside one deeper.
+  // A batch of one or two in one pass (VNNI: up to 8192 codes of x), and just beyond.
+  for (const Index k : {4096, 4097, 8192, 8193}) {
+    for (const Index n : {1, 2}) {
+      check_gemm(weights(35 * k), random_codes(k * n, rng), 35, k, n);
+    }
+  }
+  check_gemm(weights(6 * 25), random_codes(25 * 784, rng), 6, 25, 784);
+  check_gemm(weights(16 * 150), random_codes(150 * 100, rng), 16, 150, 100);
+  for (const Index m : {1, 6, 16, 20, 33}) {
+    for (const Index k : {1, 3, 9, 25, 64, 150, 255, 256, 257}) {
+      for (const Index n : {3, 8, 63, 64, 65, 130}) {
+        check_gemm(weights(m * k), random_codes(k * n, rng), m, k, n);
+      }
+    }
+  }
 }
 
 TEST_CASE("gemm_s8: extreme codes and the deepest product stay exact") {
@@ -373,12 +391,19 @@ TEST_CASE("requantize_s8: every path equals multiply_by_quantized_multiplier's l
     const auto v = static_cast<std::int32_t>(uniform_index(rng, std::uint64_t{1} << magnitude));
     return uniform_index(rng, 2) == 0 ? v : -v;
   };
-  for (int i = 0; i < 60; ++i) {
+  for (int i = 0; i < 120; ++i) {
     // Half the cases have every multiplier below 1, which the vector paths take on a shorter road
-    // (no left shift to saturate, no −2^31 multiplier); the others mix in every shift.
+    // (no left shift to saturate, no −2^31 multiplier); the others mix in every shift. From case
+    // 60 on, few rows (1 to 40: a convolution's output channels, LeNet-5's 6 among them) over
+    // many columns (its output pixels), which the vector paths take as one stream of period
+    // lcm(m, 8) when m is not a multiple of 8.
     const bool below_one = i % 2 == 0;
-    const auto m = static_cast<Index>(1 + uniform_index(rng, 150));
-    const auto n = static_cast<Index>(1 + uniform_index(rng, 9));
+    const bool few_rows = i >= 60;
+    const auto m = few_rows
+                       ? (i % 10 == 0 ? Index{6} : static_cast<Index>(1 + uniform_index(rng, 40)))
+                       : static_cast<Index>(1 + uniform_index(rng, 150));
+    const auto n = few_rows ? static_cast<Index>(1 + uniform_index(rng, 800))
+                            : static_cast<Index>(1 + uniform_index(rng, 9));
     std::vector<std::int32_t> acc(static_cast<std::size_t>(m * n));
     std::vector<std::int32_t> bias(static_cast<std::size_t>(m));
     std::vector<Multiplier> mult(static_cast<std::size_t>(m));

@@ -195,8 +195,49 @@ TEST_CASE("integer Conv2D (im2col, padding with Z_in, strides, 1x1) equals the s
       check_conv<3, 9, 8, 5, 3, 2, 1>(rng, regime, rep == 1, 2);
       check_conv<2, 6, 6, 4, 1, 1, 0>(rng, regime, rep == 1, 3);
       check_conv<1, 7, 7, 3, 5, 1, 2>(rng, regime, rep == 1, 1);
+      check_conv<2, 8, 7, 6, 3, 2, 1>(rng, regime, rep == 1, 2);  // padded 6-code kernel rows
     }
   }
+}
+
+/// Max pooling with K x K windows, stride S, against the plain loop over every window.
+template <int K, int S>
+void check_max_pool(Rng& rng) {
+  using In = Shape<6, 9, 11>;
+  quant::MaxPoolStage<In, K, S> pool;
+  constexpr int oh = (9 - K) / S + 1;
+  constexpr int ow = (11 - K) / S + 1;
+  std::vector<std::int8_t> x(static_cast<std::size_t>(In::size * 3));
+  for (auto& v : x) {
+    v = random_code(rng, -128, 127);
+  }
+  const ActivationParams p{0.1F, -7, -128, 127, 8};
+  const quant::QBatchView y = pool.forward({x.data(), In::size, 3, p});
+  REQUIRE(y.rows == 6 * oh * ow);
+  for (Index n = 0; n < 3; ++n) {
+    for (int oy = 0; oy < oh; ++oy) {
+      for (int ox = 0; ox < ow; ++ox) {
+        for (int c = 0; c < 6; ++c) {
+          int m = -129;
+          for (int ky = 0; ky < K; ++ky) {
+            for (int kx = 0; kx < K; ++kx) {
+              m = std::max<int>(m, x[static_cast<std::size_t>(
+                                       n * In::size + ((oy * S + ky) * 11 + ox * S + kx) * 6 + c)]);
+            }
+          }
+          REQUIRE(y((oy * ow + ox) * 6 + c, n) == m);
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("integer max pooling: tiling windows (2, 3) and overlapping ones, 6 channels") {
+  Rng rng = make_stream(14, "max pool");
+  check_max_pool<2, 2>(rng);
+  check_max_pool<3, 3>(rng);
+  check_max_pool<3, 2>(rng);
+  check_max_pool<2, 1>(rng);
 }
 
 TEST_CASE("integer pooling: the max of codes, and the mean rounded half away from zero") {

@@ -40,6 +40,7 @@
 #include <edgescale/quant/kernels/avx512_vnni.hpp>
 #include <edgescale/quant/kernels/portable.hpp>
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -245,7 +246,11 @@ void requantize_s8(const std::int32_t* acc, Index m, Index n, const std::int32_t
   if (acc == nullptr || bias == nullptr || mult == nullptr || out == nullptr) {
     throw argument_error("requantize_s8: null acc, bias, mult or out");
   }
+  std::uint32_t widest = 0;  // the shifts checked without a branch per row (a max), then found
   for (Index c = 0; c < m; ++c) {
+    widest = std::max(widest, static_cast<std::uint32_t>(mult[c].shift) + 31U);
+  }
+  for (Index c = 0; widest > 61U && c < m; ++c) {
     if (mult[c].shift < -31 || mult[c].shift > 30) {
       throw argument_error("requantize_s8: mult[" + std::to_string(c) +
                            "].shift = " + std::to_string(mult[c].shift) + " is outside [-31, 30]");

@@ -400,10 +400,10 @@ class Conv2DStage {
     acc_.reserve(pixels * Cout);
     out_.reserve(pixels * Cout);
     if constexpr (!direct) {
-      col_.reserve(pixels * patch);
+      col_.reserve(pixels * patch + slack);
     }
     if constexpr (P > 0) {
-      padded_.reserve(padded_size);
+      padded_.reserve(padded_size + slack);
     }
   }
 
@@ -417,10 +417,10 @@ class Conv2DStage {
     acc_.reserve(pixels * Cout);
     out_.reserve(pixels * Cout);
     if constexpr (!direct) {
-      col_.reserve(pixels * patch);
+      col_.reserve(pixels * patch + slack);
     }
     if constexpr (P > 0) {
-      padded_.reserve(padded_size);
+      padded_.reserve(padded_size + slack);
     }
   }
 
@@ -434,7 +434,7 @@ class Conv2DStage {
       if constexpr (direct) {
         rq_.run(sample, pixels, acc, out + n * out_size);
       } else {
-        std::int8_t* col = col_.resize(pixels * patch);
+        std::int8_t* col = col_.resize(pixels * patch + slack);
         im2col(sample, static_cast<std::int8_t>(x.params.zero_point), col);
         rq_.run(col, pixels, acc, out + n * out_size);
       }
@@ -467,14 +467,18 @@ class Conv2DStage {
   static constexpr Index padded_size = Index{padded_height} * padded_width * cin;
   /// One kernel row of a patch: K·cin contiguous codes of the padded HWC sample.
   static constexpr Index row = Index{K} * cin;
+  /// Kernel rows shorter than 8 codes of a padded sample are copied as 8 (see im2col): the
+  /// padded copy and the patches have 8 codes to spare.
+  static constexpr bool short_rows = P > 0 && row < 8;
+  static constexpr Index slack = short_rows ? 8 : 0;
 
   /// colT (pixels x patch): for each output pixel, K rows of K·cin contiguous codes, read from
   /// the sample itself (P = 0) or from its copy padded with the zero point.
   void im2col(const std::int8_t* x, std::int8_t pad, std::int8_t* col) {
     const std::int8_t* src = x;
     if constexpr (P > 0) {
-      std::int8_t* padded = padded_.resize(padded_size);
-      std::fill_n(padded, padded_size, pad);
+      std::int8_t* padded = padded_.resize(padded_size + slack);
+      std::fill_n(padded, padded_size + slack, pad);
       for (int y = 0; y < height; ++y) {
         std::copy_n(x + Index{y} * width * cin, Index{width} * cin,
                     padded + ((Index{y} + P) * padded_width + P) * cin);
@@ -485,8 +489,17 @@ class Conv2DStage {
       for (int ox = 0; ox < out_width; ++ox) {
         std::int8_t* dst = col + (Index{oy} * out_width + ox) * patch;
         const std::int8_t* window = src + (Index{oy} * S * padded_width + Index{ox} * S) * cin;
-        for (int ky = 0; ky < K; ++ky, dst += row) {
-          std::memcpy(dst, window + Index{ky} * padded_width * cin, row);
+        if constexpr (short_rows) {
+          // 8 codes per kernel row, in increasing order: the codes past a row are overwritten by
+          // the rows and patches after it (the last ones land in the slack), one 8-byte move each
+          // rather than a copy of an odd length.
+          for (int ky = 0; ky < K; ++ky, dst += row) {
+            std::memcpy(dst, window + Index{ky} * padded_width * cin, 8);
+          }
+        } else {
+          for (int ky = 0; ky < K; ++ky, dst += row) {
+            std::memcpy(dst, window + Index{ky} * padded_width * cin, row);
+          }
         }
       }
     }
@@ -541,6 +554,42 @@ class MaxPoolStage {
   QBatchView forward(const QBatchView& x) {
     detail::check_input(x, InS::size, x.params, "MaxPoolStage");
     std::int8_t* out = out_.resize(output_shape::size * x.cols);
+    if constexpr (S == K) {
+      // Windows that tile the image: per output row, the maximum down the K input rows (one
+      // contiguous run of ow·K pixels' channels), then across each window's K pixels.
+      constexpr Index c = geometry::c;
+      constexpr Index line = Index{geometry::w} * c;
+      constexpr Index run = Index{geometry::ow} * K * c;
+      std::int8_t rows[run];
+      for (Index n = 0; n < x.cols; ++n) {
+        const std::int8_t* in = x.data + n * InS::size;
+        std::int8_t* y = out + n * output_shape::size;
+        for (int oy = 0; oy < geometry::oh; ++oy) {
+          const std::int8_t* top = in + Index{oy} * S * line;
+          std::copy_n(top, run, rows);
+          for (int ky = 1; ky < K; ++ky) {
+            const std::int8_t* next = top + ky * line;
+            for (Index i = 0; i < run; ++i) {
+              const std::int8_t a = rows[i];  // by value: a loop that vectorises
+              const std::int8_t b = next[i];
+              rows[i] = a < b ? b : a;
+            }
+          }
+          for (int ox = 0; ox < geometry::ow; ++ox, y += c) {
+            const std::int8_t* window = rows + Index{ox} * K * c;
+            for (Index ch = 0; ch < c; ++ch) {
+              std::int8_t v = window[ch];
+              for (int kx = 1; kx < K; ++kx) {
+                const std::int8_t b = window[kx * c + ch];
+                v = v < b ? b : v;
+              }
+              y[ch] = v;
+            }
+          }
+        }
+      }
+      return {out, output_shape::size, x.cols, x.params};
+    }
     for (Index n = 0; n < x.cols; ++n) {
       geometry::for_each_pixel(x.data + n * InS::size, out + n * output_shape::size,
                                [](std::int8_t* y, const std::int8_t* window) {

@@ -33,6 +33,7 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <numeric>
 #include <type_traits>
 
 #if EDGESCALE_QUANT_X86_KERNELS
@@ -124,13 +125,13 @@ EDGESCALE_QUANT_AVX2 inline void store_column(__m256i lo, __m256i hi, std::int32
 
 // One column c of the register tile: broadcast x's 4 int16 of this group, two vpmaddwd (rows 0-3
 // and 4-7), two adds.
-#define EDGESCALE_QUANT_AVX2_COLUMN(c)                                            \
-  if constexpr (Cols > (c)) {                                                     \
-    const __m256i b = _mm256_broadcastq_epi64(                                    \
-        _mm_loadl_epi64(reinterpret_cast<const __m128i*>(xp + (c)*group_depth))); \
-    a0##c = _mm256_add_epi32(a0##c, _mm256_madd_epi16(w0, b));                    \
-    a1##c = _mm256_add_epi32(a1##c, _mm256_madd_epi16(w1, b));                    \
-    EDGESCALE_QUANT_AVX2_KEEP(a0##c, a1##c)                                       \
+#define EDGESCALE_QUANT_AVX2_COLUMN(c)                                                            \
+  if constexpr (Cols > (c)) {                                                                     \
+    const __m256i b =                                                                             \
+        _mm256_broadcastq_epi64(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(xp + (c)*ldx))); \
+    a0##c = _mm256_add_epi32(a0##c, _mm256_madd_epi16(w0, b));                                    \
+    a1##c = _mm256_add_epi32(a1##c, _mm256_madd_epi16(w1, b));                                    \
+    EDGESCALE_QUANT_AVX2_KEEP(a0##c, a1##c)                                                       \
   }
 #define EDGESCALE_QUANT_AVX2_STORE(c)                            \
   if constexpr (Cols > (c)) {                                    \
@@ -140,9 +141,12 @@ EDGESCALE_QUANT_AVX2 inline void store_column(__m256i lo, __m256i hi, std::int32
 /// The register tile: out (8 rows x Cols columns, leading dimension ldo; rows ≤ 8 written) (+)=
 /// the product of `groups` groups of a half panel (w: its first group, 64 bytes apart) and a
 /// packed tile of x.
+/// x's 4 int16 of column c, group t are at xp + c·ldx + t·step: the packed tiles (ldx = 4,
+/// step = 24) or x sign-extended as it is laid out (ldx = K, step = 4).
 template <int Cols>
 EDGESCALE_QUANT_AVX2 inline void tile(const std::int8_t* w, Index groups, const std::int16_t* xp,
-                                      std::int32_t* out, Index ldo, Index rows, bool accumulate) {
+                                      Index ldx, Index step, std::int32_t* out, Index ldo,
+                                      Index rows, bool accumulate) {
   [[maybe_unused]] __m256i a00 = _mm256_setzero_si256(), a10 = a00, a01 = a00, a11 = a00, a02 = a00,
                            a12 = a00, a03 = a00, a13 = a00, a04 = a00, a14 = a00, a05 = a00,
                            a15 = a00;
@@ -157,7 +161,7 @@ EDGESCALE_QUANT_AVX2 inline void tile(const std::int8_t* w, Index groups, const 
     EDGESCALE_QUANT_AVX2_COLUMN(4)
     EDGESCALE_QUANT_AVX2_COLUMN(5)
     w += group_bytes;
-    xp += tile_cols * group_depth;
+    xp += step;
   }
   EDGESCALE_QUANT_AVX2_STORE(0)
   EDGESCALE_QUANT_AVX2_STORE(1)
@@ -366,6 +370,103 @@ EDGESCALE_QUANT_AVX2 inline void requantize_rows_of(const std::int32_t* acc, Ind
   }
 }
 
+/// The row parameters for a flat stream: entry i of p is row i mod m, for i < period (a multiple
+/// of 8, at most requantize_rows); returns whether some row needs the general road.
+inline bool unpack_period(const std::int32_t* bias, const Multiplier* mult, Index m, Index period,
+                          RequantizeRows& p) {
+  bool general = false;
+  for (Index i = 0; i < period; ++i) {
+    const Index c = i % m;
+    const std::int32_t shift = mult[c].shift;
+    const std::int32_t right = shift < 0 ? -shift : 0;
+    const auto mask = static_cast<std::int32_t>((std::uint32_t{1} << right) - 1U);
+    p.bias[i] = bias[c];
+    p.value[i] = mult[c].value;
+    p.value_odd[i] = mult[(i | 1) % m].value;
+    p.left[i] = shift > 0 ? shift : 0;
+    p.right[i] = right;
+    p.mask[i] = mask;
+    p.half[i] = mask >> 1;
+    general = general || shift > 0 || mult[c].value == std::numeric_limits<std::int32_t>::min();
+  }
+  return general;
+}
+
+/// Small m (not a multiple of 8) over several columns: acc and out are one contiguous stream of
+/// m·n values whose row repeats with period lcm(m, 8), so the stream goes by in whole vectors
+/// (only the last one partial) rather than column by column with a partial vector each.
+template <bool General>
+EDGESCALE_QUANT_AVX2 inline void requantize_flat(const std::int32_t* acc, Index total, Index period,
+                                                 const RequantizeRows& p, std::int32_t zero_point,
+                                                 std::int32_t act_min, std::int32_t act_max,
+                                                 std::int8_t* out) {
+  const Index periods = total / period;
+  requantize_rows_of<General>(acc, period, periods, period, p, zero_point, act_min, act_max, out);
+  const Index rest = total - periods * period;
+  if (rest > 0) {
+    requantize_rows_of<General>(acc + periods * period, period, 1, rest, p, zero_point, act_min,
+                                act_max, out + periods * period);
+  }
+}
+
+/// Depth up to which several columns take `shallow`: 24 columns of it fill the buffer of x.
+inline constexpr Index shallow_depth = tile_stride * block_tiles / block_cols;
+
+/// Shallow products (K ≤ 512: convolutions' im2col patches, many short columns) over n > 2
+/// columns: x is not repacked per group but sign-extended to int16 in blocks of 24 columns as it
+/// is (column-major, 16 codes per instruction), and the tiles broadcast each column's 4 values
+/// from there; the whole depth is one block. A last partial group reads up to 3 values past its
+/// column (the next column's, or 0 after the block), which meet zero weights.
+EDGESCALE_QUANT_AVX2 inline void shallow(const PackedView& w, const std::int8_t* x, Index n,
+                                         std::int32_t* acc, std::int16_t* xp) {
+  for (Index j0 = 0; j0 < n; j0 += block_cols) {
+    const Index cols = std::min(block_cols, n - j0);
+    const Index values = cols * w.depth;
+    const std::int8_t* src = x + j0 * w.depth;
+    Index i = 0;
+    for (; i + 16 <= values; i += 16) {
+      _mm256_storeu_si256(
+          reinterpret_cast<__m256i*>(xp + i),
+          _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i))));
+    }
+    for (; i < values; ++i) {
+      xp[i] = src[i];
+    }
+    for (Index q = 0; q < group_depth; ++q) {
+      xp[values + q] = 0;
+    }
+    for (Index r0 = 0; r0 < w.rows; r0 += tile_rows) {
+      const Index rows = std::min(tile_rows, w.rows - r0);
+      const std::int8_t* wp =
+          w.data + (r0 / panel_rows) * w.groups * group_bytes + (r0 % panel_rows) * group_depth;
+      for (Index jt = 0; jt < cols; jt += tile_cols) {
+        const std::int16_t* xt = xp + jt * w.depth;
+        std::int32_t* out = acc + (j0 + jt) * w.rows + r0;
+        switch (std::min(tile_cols, cols - jt)) {
+          case 6:
+            tile<6>(wp, w.groups, xt, w.depth, group_depth, out, w.rows, rows, false);
+            break;
+          case 5:
+            tile<5>(wp, w.groups, xt, w.depth, group_depth, out, w.rows, rows, false);
+            break;
+          case 4:
+            tile<4>(wp, w.groups, xt, w.depth, group_depth, out, w.rows, rows, false);
+            break;
+          case 3:
+            tile<3>(wp, w.groups, xt, w.depth, group_depth, out, w.rows, rows, false);
+            break;
+          case 2:
+            tile<2>(wp, w.groups, xt, w.depth, group_depth, out, w.rows, rows, false);
+            break;
+          default:
+            tile<1>(wp, w.groups, xt, w.depth, group_depth, out, w.rows, rows, false);
+            break;
+        }
+      }
+    }
+  }
+}
+
 }  // namespace detail
 
 /// acc (M x n, column-major) = W · x (x: K x n, column-major), exact in int32. With narrow weights
@@ -374,7 +475,11 @@ EDGESCALE_QUANT_AVX2 inline void requantize_rows_of(const std::int32_t* acc, Ind
 EDGESCALE_QUANT_AVX2 inline void gemm_s8(const PackedView& w, const std::int8_t* x, Index n,
                                          std::int32_t* acc) {
   using namespace detail;
-  alignas(64) std::int16_t xp[block_tiles * tile_stride];
+  alignas(64) std::int16_t xp[block_tiles * tile_stride + group_depth];
+  if (n > 2 && w.depth <= shallow_depth) {
+    shallow(w, x, n, acc, xp);
+    return;
+  }
   alignas(64) std::int32_t xs[2 * block_groups];
   for (Index j0 = 0; j0 < n; j0 += block_cols) {
     const Index cols = std::min(block_cols, n - j0);
@@ -399,22 +504,28 @@ EDGESCALE_QUANT_AVX2 inline void gemm_s8(const PackedView& w, const std::int8_t*
           std::int32_t* out = acc + (j0 + jt) * w.rows + r0;
           switch (std::min(tile_cols, tiled - jt)) {
             case 6:
-              tile<6>(wp, groups, xt, out, w.rows, rows, accumulate);
+              tile<6>(wp, groups, xt, group_depth, tile_cols * group_depth, out, w.rows, rows,
+                      accumulate);
               break;
             case 5:
-              tile<5>(wp, groups, xt, out, w.rows, rows, accumulate);
+              tile<5>(wp, groups, xt, group_depth, tile_cols * group_depth, out, w.rows, rows,
+                      accumulate);
               break;
             case 4:
-              tile<4>(wp, groups, xt, out, w.rows, rows, accumulate);
+              tile<4>(wp, groups, xt, group_depth, tile_cols * group_depth, out, w.rows, rows,
+                      accumulate);
               break;
             case 3:
-              tile<3>(wp, groups, xt, out, w.rows, rows, accumulate);
+              tile<3>(wp, groups, xt, group_depth, tile_cols * group_depth, out, w.rows, rows,
+                      accumulate);
               break;
             case 2:
-              tile<2>(wp, groups, xt, out, w.rows, rows, accumulate);
+              tile<2>(wp, groups, xt, group_depth, tile_cols * group_depth, out, w.rows, rows,
+                      accumulate);
               break;
             default:
-              tile<1>(wp, groups, xt, out, w.rows, rows, accumulate);
+              tile<1>(wp, groups, xt, group_depth, tile_cols * group_depth, out, w.rows, rows,
+                      accumulate);
               break;
           }
         }
@@ -432,6 +543,17 @@ EDGESCALE_QUANT_AVX2 inline void requantize_s8(const std::int32_t* acc, Index m,
                                                std::int32_t act_max, std::int8_t* out) {
   using namespace detail;
   RequantizeRows p;
+  if (m % tile_rows != 0 && n > 1) {
+    const Index period = std::lcm(m, tile_rows);
+    if (period <= requantize_rows) {
+      if (unpack_period(bias, mult, m, period, p)) {
+        requantize_flat<true>(acc, m * n, period, p, zero_point, act_min, act_max, out);
+      } else {
+        requantize_flat<false>(acc, m * n, period, p, zero_point, act_min, act_max, out);
+      }
+      return;
+    }
+  }
   const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
   const __m256i one = _mm256_set1_epi32(1);
   const __m256i zero = _mm256_setzero_si256();

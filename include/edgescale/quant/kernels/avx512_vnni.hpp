@@ -28,6 +28,8 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <limits>
+#include <numeric>
 
 #if EDGESCALE_QUANT_X86_KERNELS
 // g++ 12 raises -Wmaybe-uninitialized inside its own avx512fintrin.h (the deliberately undefined
@@ -99,19 +101,19 @@ EDGESCALE_QUANT_VNNI inline __m512i broadcast_word(const std::uint8_t* p) {
 }
 
 // Column c of the register tile: one broadcast of x's 4 bytes, a vpdpbusd per panel.
-#define EDGESCALE_QUANT_VNNI_COLUMN(c)                      \
-  if constexpr (Cols > (c)) {                               \
-    const __m512i b = broadcast_word(xp + (c)*group_depth); \
-    a0##c = _mm512_dpbusd_epi32(a0##c, b, w0);              \
-    if constexpr (Panels > 1) {                             \
-      a1##c = _mm512_dpbusd_epi32(a1##c, b, w1);            \
-    }                                                       \
-    if constexpr (Panels > 2) {                             \
-      a2##c = _mm512_dpbusd_epi32(a2##c, b, w2);            \
-    }                                                       \
-    if constexpr (Panels > 3) {                             \
-      a3##c = _mm512_dpbusd_epi32(a3##c, b, w3);            \
-    }                                                       \
+#define EDGESCALE_QUANT_VNNI_COLUMN(c)              \
+  if constexpr (Cols > (c)) {                       \
+    const __m512i b = broadcast_word(xp + (c)*ldx); \
+    a0##c = _mm512_dpbusd_epi32(a0##c, b, w0);      \
+    if constexpr (Panels > 1) {                     \
+      a1##c = _mm512_dpbusd_epi32(a1##c, b, w1);    \
+    }                                               \
+    if constexpr (Panels > 2) {                     \
+      a2##c = _mm512_dpbusd_epi32(a2##c, b, w2);    \
+    }                                               \
+    if constexpr (Panels > 3) {                     \
+      a3##c = _mm512_dpbusd_epi32(a3##c, b, w3);    \
+    }                                               \
   }
 #define EDGESCALE_QUANT_VNNI_STORE_PANEL(p, c)                                                 \
   if constexpr (Panels > (p)) {                                                                \
@@ -132,10 +134,13 @@ EDGESCALE_QUANT_VNNI inline __m512i broadcast_word(const std::uint8_t* p) {
 /// The register tile: out (16·Panels rows x Cols columns, leading dimension ldo; `rows` of them
 /// written) (+)= the product of `groups` groups of Panels consecutive panels (w: the first
 /// panel's first group; panels `stride` bytes apart) and a packed tile of x.
+/// x's 4 bytes of column c, group t are at xp + c·ldx + t·step: the packed tiles (ldx = 4,
+/// step = 32) or x XOR 0x80 as it is laid out (ldx = K, step = 4).
 template <int Panels, int Cols>
 EDGESCALE_QUANT_VNNI inline void tile(const std::int8_t* w, Index stride, Index groups,
-                                      const std::uint8_t* xp, const std::int32_t* row_sums,
-                                      std::int32_t* out, Index ldo, Index rows, bool accumulate) {
+                                      const std::uint8_t* xp, Index ldx, Index step,
+                                      const std::int32_t* row_sums, std::int32_t* out, Index ldo,
+                                      Index rows, bool accumulate) {
   [[maybe_unused]] __m512i a00 = _mm512_setzero_si512(), a01 = a00, a02 = a00, a03 = a00, a04 = a00,
                            a05 = a00, a06 = a00, a07 = a00;
   [[maybe_unused]] __m512i a10 = a00, a11 = a00, a12 = a00, a13 = a00, a14 = a00, a15 = a00,
@@ -165,7 +170,7 @@ EDGESCALE_QUANT_VNNI inline void tile(const std::int8_t* w, Index stride, Index 
     EDGESCALE_QUANT_VNNI_COLUMN(6)
     EDGESCALE_QUANT_VNNI_COLUMN(7)
     w += group_bytes;
-    xp += tile_cols * group_depth;
+    xp += step;
   }
   EDGESCALE_QUANT_VNNI_STORE(0)
   EDGESCALE_QUANT_VNNI_STORE(1)
@@ -184,7 +189,8 @@ EDGESCALE_QUANT_VNNI inline void tile(const std::int8_t* w, Index stride, Index 
 /// A batch of 1 or 2 columns: every row in tiles of up to 4 panels (4 or 8 vpdpbusd chains).
 template <int Cols>
 EDGESCALE_QUANT_VNNI inline void thin(const PackedView& w, Index g0, Index groups,
-                                      const std::uint8_t* xt, std::int32_t* out, bool accumulate) {
+                                      const std::uint8_t* xt, Index ldx, Index step,
+                                      std::int32_t* out, bool accumulate) {
   const Index stride = w.groups * group_bytes;
   for (Index p = 0; p < w.panels; p += 4) {
     const std::int8_t* wp = w.data + p * stride + g0 * group_bytes;
@@ -193,16 +199,16 @@ EDGESCALE_QUANT_VNNI inline void thin(const PackedView& w, Index g0, Index group
     const Index rows = w.rows - p * panel_rows;
     switch (std::min<Index>(4, w.panels - p)) {
       case 4:
-        tile<4, Cols>(wp, stride, groups, xt, sums, o, w.rows, rows, accumulate);
+        tile<4, Cols>(wp, stride, groups, xt, ldx, step, sums, o, w.rows, rows, accumulate);
         break;
       case 3:
-        tile<3, Cols>(wp, stride, groups, xt, sums, o, w.rows, rows, accumulate);
+        tile<3, Cols>(wp, stride, groups, xt, ldx, step, sums, o, w.rows, rows, accumulate);
         break;
       case 2:
-        tile<2, Cols>(wp, stride, groups, xt, sums, o, w.rows, rows, accumulate);
+        tile<2, Cols>(wp, stride, groups, xt, ldx, step, sums, o, w.rows, rows, accumulate);
         break;
       default:
-        tile<1, Cols>(wp, stride, groups, xt, sums, o, w.rows, rows, accumulate);
+        tile<1, Cols>(wp, stride, groups, xt, ldx, step, sums, o, w.rows, rows, accumulate);
         break;
     }
   }
@@ -210,39 +216,87 @@ EDGESCALE_QUANT_VNNI inline void thin(const PackedView& w, Index g0, Index group
 
 /// Panels consecutive panels (from w, stride bytes apart) against every column tile of a packed
 /// block of `cols` columns: the panels' groups stay in L1 while the tiles of x go by.
+/// x as in tile: the packed tiles (ldx = 4, step = 32, tiles tile_stride apart) or x as it is
+/// (ldx = K, step = 4, tiles 8·K apart).
 template <int Panels>
 EDGESCALE_QUANT_VNNI inline void wide(const std::int8_t* w, Index stride, Index groups,
-                                      const std::uint8_t* xp, Index cols,
-                                      const std::int32_t* row_sums, std::int32_t* out, Index ldo,
-                                      Index rows, bool accumulate) {
+                                      const std::uint8_t* xp, Index ldx, Index step,
+                                      Index tile_step, Index cols, const std::int32_t* row_sums,
+                                      std::int32_t* out, Index ldo, Index rows, bool accumulate) {
   for (Index jt = 0; jt < cols; jt += tile_cols) {
-    const std::uint8_t* xt = xp + (jt / tile_cols) * tile_stride;
+    const std::uint8_t* xt = xp + (jt / tile_cols) * tile_step;
     std::int32_t* o = out + jt * ldo;
     switch (std::min(tile_cols, cols - jt)) {
       case 8:
-        tile<Panels, 8>(w, stride, groups, xt, row_sums, o, ldo, rows, accumulate);
+        tile<Panels, 8>(w, stride, groups, xt, ldx, step, row_sums, o, ldo, rows, accumulate);
         break;
       case 7:
-        tile<Panels, 7>(w, stride, groups, xt, row_sums, o, ldo, rows, accumulate);
+        tile<Panels, 7>(w, stride, groups, xt, ldx, step, row_sums, o, ldo, rows, accumulate);
         break;
       case 6:
-        tile<Panels, 6>(w, stride, groups, xt, row_sums, o, ldo, rows, accumulate);
+        tile<Panels, 6>(w, stride, groups, xt, ldx, step, row_sums, o, ldo, rows, accumulate);
         break;
       case 5:
-        tile<Panels, 5>(w, stride, groups, xt, row_sums, o, ldo, rows, accumulate);
+        tile<Panels, 5>(w, stride, groups, xt, ldx, step, row_sums, o, ldo, rows, accumulate);
         break;
       case 4:
-        tile<Panels, 4>(w, stride, groups, xt, row_sums, o, ldo, rows, accumulate);
+        tile<Panels, 4>(w, stride, groups, xt, ldx, step, row_sums, o, ldo, rows, accumulate);
         break;
       case 3:
-        tile<Panels, 3>(w, stride, groups, xt, row_sums, o, ldo, rows, accumulate);
+        tile<Panels, 3>(w, stride, groups, xt, ldx, step, row_sums, o, ldo, rows, accumulate);
         break;
       case 2:
-        tile<Panels, 2>(w, stride, groups, xt, row_sums, o, ldo, rows, accumulate);
+        tile<Panels, 2>(w, stride, groups, xt, ldx, step, row_sums, o, ldo, rows, accumulate);
         break;
       default:
-        tile<Panels, 1>(w, stride, groups, xt, row_sums, o, ldo, rows, accumulate);
+        tile<Panels, 1>(w, stride, groups, xt, ldx, step, row_sums, o, ldo, rows, accumulate);
         break;
+    }
+  }
+}
+
+/// xp[0, bytes) = src XOR 0x80, and 0 in the 64 bytes after (bytes + 64 written).
+EDGESCALE_QUANT_VNNI inline void flip_copy(const std::int8_t* src, Index bytes, std::uint8_t* xp) {
+  const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
+  Index i = 0;
+  for (; i + 64 <= bytes; i += 64) {
+    _mm512_storeu_si512(xp + i, _mm512_xor_si512(_mm512_loadu_si512(src + i), flip));
+  }
+  // The tail's vector (zero past the block) also writes the 3 bytes a last group may read.
+  const Index rest = bytes - i;
+  const auto tail = static_cast<__mmask64>(rest == 0 ? 0 : ~std::uint64_t{0} >> (64 - rest));
+  _mm512_storeu_si512(
+      xp + i,
+      _mm512_maskz_mov_epi8(tail, _mm512_xor_si512(_mm512_maskz_loadu_epi8(tail, src + i), flip)));
+}
+
+/// Depth up to which several columns take `shallow`: 64 columns of it fill the buffer of x.
+inline constexpr Index shallow_depth = tile_stride * block_tiles / block_cols;
+
+/// Shallow products (K ≤ 256: convolutions' im2col patches, whose columns are many and short)
+/// over n > 2 columns: x is not repacked per group but copied in blocks of 64 columns as it is
+/// (column-major, XOR 0x80, one vector instruction per 64 bytes), and the tiles broadcast each
+/// column's 4 bytes from there; the whole depth is one block. A last partial group reads up to 3
+/// bytes past its column (the next column's, or 0 after the block), which meet zero weights.
+EDGESCALE_QUANT_VNNI inline void shallow(const PackedView& w, const std::int8_t* x, Index n,
+                                         std::int32_t* acc, std::uint8_t* xp) {
+  const Index stride = w.groups * group_bytes;
+  for (Index j0 = 0; j0 < n; j0 += block_cols) {
+    const Index cols = std::min(block_cols, n - j0);
+    const Index bytes = cols * w.depth;
+    flip_copy(x + j0 * w.depth, bytes, xp);
+    std::int32_t* out = acc + j0 * w.rows;
+    for (Index p = 0; p < w.panels; p += 2) {
+      const std::int8_t* wp = w.data + p * stride;
+      const std::int32_t* sums = w.row_sums + p * panel_rows;
+      const Index rows = w.rows - p * panel_rows;
+      if (w.panels - p >= 2) {
+        wide<2>(wp, stride, w.groups, xp, w.depth, group_depth, tile_cols * w.depth, cols, sums,
+                out + p * panel_rows, w.rows, rows, false);
+      } else {
+        wide<1>(wp, stride, w.groups, xp, w.depth, group_depth, tile_cols * w.depth, cols, sums,
+                out + p * panel_rows, w.rows, rows, false);
+      }
     }
   }
 }
@@ -253,7 +307,22 @@ EDGESCALE_QUANT_VNNI inline void wide(const std::int8_t* w, Index stride, Index 
 EDGESCALE_QUANT_VNNI inline void gemm_s8(const PackedView& w, const std::int8_t* x, Index n,
                                          std::int32_t* acc) {
   using namespace detail;
-  alignas(64) std::uint8_t xp[block_tiles * tile_stride];
+  alignas(64) std::uint8_t xp[block_tiles * tile_stride + 64];
+  if (n > 2 && w.depth <= shallow_depth) {
+    shallow(w, x, n, acc, xp);
+    return;
+  }
+  if (n <= 2 && n * w.depth <= block_tiles * tile_stride) {
+    // A batch of one or two (up to 8192 deep): x copied as it is, the whole depth in one pass, so
+    // each panel streams once and the accumulators stay in registers.
+    flip_copy(x, n * w.depth, xp);
+    if (n == 1) {
+      thin<1>(w, 0, w.groups, xp, w.depth, group_depth, acc, false);
+    } else {
+      thin<2>(w, 0, w.groups, xp, w.depth, group_depth, acc, false);
+    }
+    return;
+  }
   for (Index j0 = 0; j0 < n; j0 += block_cols) {
     const Index cols = std::min(block_cols, n - j0);
     for (Index g0 = 0; g0 < w.groups; g0 += block_groups) {
@@ -262,9 +331,9 @@ EDGESCALE_QUANT_VNNI inline void gemm_s8(const PackedView& w, const std::int8_t*
       const bool accumulate = g0 > 0;
       std::int32_t* out = acc + j0 * w.rows;
       if (cols == 1) {
-        thin<1>(w, g0, groups, xp, out, accumulate);
+        thin<1>(w, g0, groups, xp, group_depth, tile_cols * group_depth, out, accumulate);
       } else if (cols == 2) {
-        thin<2>(w, g0, groups, xp, out, accumulate);
+        thin<2>(w, g0, groups, xp, group_depth, tile_cols * group_depth, out, accumulate);
       } else {
         const Index stride = w.groups * group_bytes;
         for (Index p = 0; p < w.panels; p += 2) {
@@ -272,11 +341,11 @@ EDGESCALE_QUANT_VNNI inline void gemm_s8(const PackedView& w, const std::int8_t*
           const std::int32_t* sums = w.row_sums + p * panel_rows;
           const Index rows = w.rows - p * panel_rows;
           if (w.panels - p >= 2) {
-            wide<2>(wp, stride, groups, xp, cols, sums, out + p * panel_rows, w.rows, rows,
-                    accumulate);
+            wide<2>(wp, stride, groups, xp, group_depth, tile_cols * group_depth, tile_stride, cols,
+                    sums, out + p * panel_rows, w.rows, rows, accumulate);
           } else {
-            wide<1>(wp, stride, groups, xp, cols, sums, out + p * panel_rows, w.rows, rows,
-                    accumulate);
+            wide<1>(wp, stride, groups, xp, group_depth, tile_cols * group_depth, tile_stride, cols,
+                    sums, out + p * panel_rows, w.rows, rows, accumulate);
           }
         }
       }
@@ -284,11 +353,158 @@ EDGESCALE_QUANT_VNNI inline void gemm_s8(const PackedView& w, const std::int8_t*
   }
 }
 
-/// The requantization is M·N work beside the product's M·N·K: the AVX2 kernel serves here too.
+namespace detail {
+
+/// avx2::detail::multiply_by_quantized_multiplier on 16 lanes (entries i .. i + 16 of p).
+template <bool General>
+EDGESCALE_QUANT_VNNI inline __m512i multiply_by_quantized_multiplier(
+    __m512i x, const avx2::detail::RequantizeRows& p, Index i) {
+  const __m512i int_max = _mm512_set1_epi32(std::numeric_limits<std::int32_t>::max());
+  const __m512i int_min = _mm512_set1_epi32(std::numeric_limits<std::int32_t>::min());
+  const __m512i value = _mm512_loadu_si512(p.value + i);
+  if constexpr (General) {
+    const __m512i left = _mm512_loadu_si512(p.left + i);
+    const __m512i shifted = _mm512_sllv_epi32(x, left);
+    const __mmask16 kept = _mm512_cmpeq_epi32_mask(_mm512_srav_epi32(shifted, left), x);
+    const __m512i saturated = _mm512_xor_si512(_mm512_srai_epi32(x, 31), int_max);
+    x = _mm512_mask_blend_epi32(kept, saturated, shifted);
+  }
+  const __m512i nudge = _mm512_set1_epi64(std::int64_t{1} << 30);
+  const __m512i even = _mm512_srli_epi64(_mm512_add_epi64(_mm512_mul_epi32(x, value), nudge), 31);
+  const __m512i odd = _mm512_slli_epi64(
+      _mm512_add_epi64(
+          _mm512_mul_epi32(_mm512_srli_epi64(x, 32), _mm512_loadu_si512(p.value_odd + i)), nudge),
+      1);
+  __m512i high = _mm512_mask_blend_epi32(0xAAAA, even, odd);
+  if constexpr (General) {
+    const __mmask16 overflow =
+        _mm512_cmpeq_epi32_mask(x, int_min) & _mm512_cmpeq_epi32_mask(value, int_min);
+    high = _mm512_mask_mov_epi32(high, overflow, int_max);
+  }
+  const __m512i remainder = _mm512_and_si512(high, _mm512_loadu_si512(p.mask + i));
+  const __m512i threshold =
+      _mm512_sub_epi32(_mm512_loadu_si512(p.half + i), _mm512_srai_epi32(high, 31));
+  const __m512i quotient = _mm512_srav_epi32(high, _mm512_loadu_si512(p.right + i));
+  return _mm512_mask_add_epi32(quotient, _mm512_cmpgt_epi32_mask(remainder, threshold), quotient,
+                               _mm512_set1_epi32(1));
+}
+
+/// The stream acc[0, total) to out, entry i with the parameters of p at i mod period (a multiple
+/// of 16).
+template <bool General>
+EDGESCALE_QUANT_VNNI inline void requantize_stream(const std::int32_t* acc, Index total,
+                                                   Index period,
+                                                   const avx2::detail::RequantizeRows& p,
+                                                   std::int32_t zero_point, std::int32_t act_min,
+                                                   std::int32_t act_max, std::int8_t* out) {
+  const __m512i lo = _mm512_set1_epi32(act_min - zero_point);
+  const __m512i hi = _mm512_set1_epi32(act_max - zero_point);
+  const __m512i zero = _mm512_set1_epi32(zero_point);
+  for (Index i0 = 0; i0 < total; i0 += period) {
+    for (Index r = 0; r < period && i0 + r < total; r += 16) {
+      const Index left = total - i0 - r;
+      const auto mask =
+          static_cast<__mmask16>(left >= 16 ? 0xFFFFU : (1U << static_cast<unsigned>(left)) - 1U);
+      __m512i v = _mm512_add_epi32(_mm512_maskz_loadu_epi32(mask, acc + i0 + r),
+                                   _mm512_loadu_si512(p.bias + r));
+      v = multiply_by_quantized_multiplier<General>(v, p, r);
+      v = _mm512_add_epi32(_mm512_min_epi32(_mm512_max_epi32(v, lo), hi), zero);
+      _mm512_mask_cvtepi32_storeu_epi8(out + i0 + r, mask, v);
+    }
+  }
+}
+
+/// One column (n = 1), 16 rows at a time with the parameters unpacked in registers (no table):
+/// (value, shift) pairs deinterleaved by two permutes, then the general road where a lane needs
+/// it.
+EDGESCALE_QUANT_VNNI inline void requantize_column(const std::int32_t* acc, Index m,
+                                                   const std::int32_t* bias, const Multiplier* mult,
+                                                   std::int32_t zero_point, std::int32_t act_min,
+                                                   std::int32_t act_max, std::int8_t* out) {
+  const __m512i lo = _mm512_set1_epi32(act_min - zero_point);
+  const __m512i hi = _mm512_set1_epi32(act_max - zero_point);
+  const __m512i zero_point_v = _mm512_set1_epi32(zero_point);
+  const __m512i zero = _mm512_setzero_si512();
+  const __m512i one = _mm512_set1_epi32(1);
+  const __m512i int_max = _mm512_set1_epi32(std::numeric_limits<std::int32_t>::max());
+  const __m512i int_min = _mm512_set1_epi32(std::numeric_limits<std::int32_t>::min());
+  const __m512i nudge = _mm512_set1_epi64(std::int64_t{1} << 30);
+  const __m512i evens =
+      _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i odds = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+  const auto* pairs = reinterpret_cast<const std::int32_t*>(mult);
+  for (Index r = 0; r < m; r += 16) {
+    const Index left_rows = m - r;
+    const auto mask = static_cast<__mmask16>(
+        left_rows >= 16 ? 0xFFFFU : (1U << static_cast<unsigned>(left_rows)) - 1U);
+    const auto mask_lo = static_cast<__mmask16>(
+        left_rows >= 8 ? 0xFFFFU : (1U << static_cast<unsigned>(2 * left_rows)) - 1U);
+    const auto mask_hi = static_cast<__mmask16>(
+        left_rows >= 16
+            ? 0xFFFFU
+            : (left_rows <= 8 ? 0U : (1U << static_cast<unsigned>(2 * (left_rows - 8))) - 1U));
+    const __m512i first = _mm512_maskz_loadu_epi32(mask_lo, pairs + 2 * r);
+    const __m512i second = _mm512_maskz_loadu_epi32(mask_hi, pairs + 2 * r + 16);
+    const __m512i value = _mm512_permutex2var_epi32(first, evens, second);
+    const __m512i shift = _mm512_permutex2var_epi32(first, odds, second);
+    const __m512i right = _mm512_max_epi32(_mm512_sub_epi32(zero, shift), zero);
+    const __m512i low_bits = _mm512_sub_epi32(_mm512_sllv_epi32(one, right), one);
+    __m512i x = _mm512_add_epi32(_mm512_maskz_loadu_epi32(mask, acc + r),
+                                 _mm512_maskz_loadu_epi32(mask, bias + r));
+    const __mmask16 special =
+        _mm512_cmpgt_epi32_mask(shift, zero) | _mm512_cmpeq_epi32_mask(value, int_min);
+    if (special != 0) {
+      const __m512i left = _mm512_max_epi32(shift, zero);
+      const __m512i shifted = _mm512_sllv_epi32(x, left);
+      const __mmask16 kept = _mm512_cmpeq_epi32_mask(_mm512_srav_epi32(shifted, left), x);
+      const __m512i saturated = _mm512_xor_si512(_mm512_srai_epi32(x, 31), int_max);
+      x = _mm512_mask_blend_epi32(kept, saturated, shifted);
+    }
+    const __m512i even = _mm512_srli_epi64(_mm512_add_epi64(_mm512_mul_epi32(x, value), nudge), 31);
+    const __m512i odd = _mm512_slli_epi64(
+        _mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(x, 32), _mm512_srli_epi64(value, 32)),
+                         nudge),
+        1);
+    __m512i high = _mm512_mask_blend_epi32(0xAAAA, even, odd);
+    if (special != 0) {
+      const __mmask16 overflow =
+          _mm512_cmpeq_epi32_mask(x, int_min) & _mm512_cmpeq_epi32_mask(value, int_min);
+      high = _mm512_mask_mov_epi32(high, overflow, int_max);
+    }
+    const __m512i remainder = _mm512_and_si512(high, low_bits);
+    const __m512i threshold =
+        _mm512_sub_epi32(_mm512_srai_epi32(low_bits, 1), _mm512_srai_epi32(high, 31));
+    const __m512i quotient = _mm512_srav_epi32(high, right);
+    __m512i v = _mm512_mask_add_epi32(quotient, _mm512_cmpgt_epi32_mask(remainder, threshold),
+                                      quotient, one);
+    v = _mm512_add_epi32(_mm512_min_epi32(_mm512_max_epi32(v, lo), hi), zero_point_v);
+    _mm512_mask_cvtepi32_storeu_epi8(out + r, mask, v);
+  }
+}
+
+}  // namespace detail
+
+/// Requantization: several columns of rows whose period lcm(m, 16) is at most 64 (convolutions'
+/// few output channels over many pixels) go by as one stream of 16-lane vectors (only the last
+/// one partial); other shapes take the AVX2 kernel (M·N work beside the product's M·N·K).
 EDGESCALE_QUANT_VNNI inline void requantize_s8(const std::int32_t* acc, Index m, Index n,
                                                const std::int32_t* bias, const Multiplier* mult,
                                                std::int32_t zero_point, std::int32_t act_min,
                                                std::int32_t act_max, std::int8_t* out) {
+  const Index period = std::lcm(m, Index{16});
+  if (n > 1 && period <= avx2::detail::requantize_rows) {
+    avx2::detail::RequantizeRows p;
+    if (avx2::detail::unpack_period(bias, mult, m, period, p)) {
+      detail::requantize_stream<true>(acc, m * n, period, p, zero_point, act_min, act_max, out);
+    } else {
+      detail::requantize_stream<false>(acc, m * n, period, p, zero_point, act_min, act_max, out);
+    }
+    return;
+  }
+  if (n == 1) {
+    detail::requantize_column(acc, m, bias, mult, zero_point, act_min, act_max, out);
+    return;
+  }
   avx2::requantize_s8(acc, m, n, bias, mult, zero_point, act_min, act_max, out);
 }
 

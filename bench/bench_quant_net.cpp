@@ -8,8 +8,9 @@
 // 1, 32, 256 (mlp) and 1, 32 (lenet5). Counters: samples/s, and GOP/s with 2 operations per
 // multiply-accumulate of the products (bench/workloads.hpp's convention). The int8 times include
 // quantizing the float input and every requantization; the output stays int8 codes (argmax needs
-// nothing more). A third entry, net/int8_layer/784x300/<batch>, is the first layer alone beside
-// net/fp32_layer/784x300/<batch>, its float twin (nn::Dense forward).
+// nothing more). net/int8_layer/784x300/<batch> is the first layer alone as a network (input
+// quantization included) beside net/fp32_layer/784x300/<batch>, its float twin (nn::Dense
+// forward); net/int8_dense_stage/784x300/<batch> is its Dense stage alone, int8 codes in and out.
 #include <edgescale/core/random.hpp>
 #include <edgescale/nn.hpp>
 #include <edgescale/quant/calibrate.hpp>
@@ -21,6 +22,7 @@
 #include <benchmark/benchmark.h>
 
 #include <string>
+#include <vector>
 
 namespace {
 
@@ -74,6 +76,25 @@ void network(benchmark::State& state, double flops_per_sample) {
       benchmark::Counter(samples * flops_per_sample * 1e-9, benchmark::Counter::kIsRate);
 }
 
+/// The 784 -> 300 Dense stage alone: int8 codes in, int8 codes out (inside the integer network a
+/// layer receives the codes of the one before it; the network's input stage quantizes floats once).
+void dense_stage(benchmark::State& state) {
+  static Pair<nn::Sequential<nn::Dense<784, 300>>> pair;
+  const Index batch = state.range(0);
+  const Matrix<float> x = random_input(784, batch, 5);
+  const quant::QBatchView codes =
+      pair.qnet.template stage<0>().forward(ConstBatchView<float>(x.data(), x.rows(), x.cols()));
+  const std::vector<std::int8_t> in(codes.data, codes.data + codes.rows * codes.cols);
+  const quant::QBatchView view{in.data(), codes.rows, codes.cols, codes.params};
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(pair.qnet.template stage<1>().forward(view).data);
+    benchmark::ClobberMemory();
+  }
+  const double samples = static_cast<double>(state.iterations() * batch);
+  state.counters["GOP/s"] =
+      benchmark::Counter(samples * 2.0 * wl::mlp_macs_l1 * 1e-9, benchmark::Counter::kIsRate);
+}
+
 /// The first layer of LeNet-300-100 alone, as a network of one layer.
 using FirstLayer = nn::Sequential<nn::Dense<784, 300>>;
 template <bool Integer>
@@ -101,6 +122,8 @@ void register_all() {
   with_batches(benchmark::RegisterBenchmark("net/fp32_layer/784x300", &first_layer<false>),
                wl::mlp_batches);
   with_batches(benchmark::RegisterBenchmark("net/int8_layer/784x300", &first_layer<true>),
+               wl::mlp_batches);
+  with_batches(benchmark::RegisterBenchmark("net/int8_dense_stage/784x300", &dense_stage),
                wl::mlp_batches);
   with_batches(benchmark::RegisterBenchmark(
                    "net/fp32/lenet5",

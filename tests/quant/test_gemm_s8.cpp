@@ -9,11 +9,13 @@
 #include <edgescale/core/random.hpp>
 #include <edgescale/quant/fixed_point.hpp>
 #include <edgescale/quant/gemm_s8.hpp>
+#include <edgescale/quant/params.hpp>
 
 #include <doctest/doctest.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <limits>
@@ -505,6 +507,78 @@ TEST_CASE("gemm_s8 and requantize_s8 allocate nothing, batch 1 included") {
       }
     }
   }
+}
+
+}  // namespace edgescale
+
+namespace edgescale {
+
+TEST_CASE("quantize_s8: every path equals ActivationParams::quantize, ties, saturation and NaN") {
+  Rng rng = make_stream(31, "quantize_s8");
+  std::vector<float> base = {0.0F,
+                             -0.0F,
+                             0.5F,
+                             1.5F,
+                             2.5F,
+                             -0.5F,
+                             -1.5F,
+                             -2.5F,
+                             127.5F,
+                             -128.5F,
+                             1e30F,
+                             -1e30F,
+                             std::numeric_limits<float>::infinity(),
+                             -std::numeric_limits<float>::infinity(),
+                             std::numeric_limits<float>::quiet_NaN(),
+                             std::numeric_limits<float>::denorm_min()};
+  for (int i = 0; i < 3000; ++i) {
+    base.push_back(standard_normal<float>(rng) * 150.0F);
+  }
+  for (const quant::ActivationParams& p :
+       {quant::ActivationParams{1.0F, 0, -128, 127, 8},
+        quant::ActivationParams{0.5F, -128, -128, 127, 8},
+        quant::ActivationParams{0.0371F, 17, -128, 127, 8},
+        quant::ActivationParams{1.0F, -128, -128, -113, 4},
+        quant::ActivationParams{3.0F, 5, -7, 7, 4},
+        quant::ActivationParams{std::numeric_limits<float>::epsilon(), -128, -128, 127, 8}}) {
+    // x / scale lands on the listed half-integers (ties) when x = listed · scale.
+    std::vector<float> xs = base;
+    for (const float b : base) {
+      xs.push_back(b * p.scale);
+    }
+    std::vector<std::int8_t> expected(xs.size());
+    for (std::size_t i = 0; i < xs.size(); ++i) {
+      expected[i] = static_cast<std::int8_t>(p.quantize(xs[i]));
+    }
+    for (const GemmPath path : runnable_paths()) {
+      CAPTURE(quant::gemm_path_name(path));
+      for (const Index n :
+           {Index{1}, Index{7}, Index{8}, Index{9}, static_cast<Index>(xs.size())}) {
+        std::vector<std::int8_t> out(static_cast<std::size_t>(n), 99);
+        switch (path) {
+          case GemmPath::portable:
+            quant::quantize_s8<GemmPath::portable>(xs.data(), n, p.scale, p.zero_point, p.qmin,
+                                                   p.qmax, out.data());
+            break;
+#if EDGESCALE_QUANT_X86_KERNELS
+          case GemmPath::avx2:
+            quant::quantize_s8<GemmPath::avx2>(xs.data(), n, p.scale, p.zero_point, p.qmin, p.qmax,
+                                               out.data());
+            break;
+          case GemmPath::avx512_vnni:
+            quant::quantize_s8<GemmPath::avx512_vnni>(xs.data(), n, p.scale, p.zero_point, p.qmin,
+                                                      p.qmax, out.data());
+            break;
+#endif
+        }
+        CHECK(std::equal(out.begin(), out.end(), expected.begin()));
+      }
+    }
+  }
+  std::int8_t out = 0;
+  const float x = 1.0F;
+  CHECK_THROWS_AS(quant::quantize_s8(&x, 1, 0.0F, 0, -128, 127, &out), argument_error);
+  CHECK_THROWS_AS(quant::quantize_s8(&x, 1, 1.0F, 0, -129, 127, &out), argument_error);
 }
 
 }  // namespace edgescale

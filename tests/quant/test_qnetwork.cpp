@@ -511,12 +511,13 @@ TEST_CASE("the input stage's branch-free quantization equals ActivationParams::q
     for (const float x : xs) {
       // x itself, and x·scale (so that x / scale lands on the half-integers listed: ties).
       const float on_grid = x * p.scale;
-      mismatches += quant::detail::quantize_code(on_grid, p.scale, static_cast<float>(p.zero_point),
-                                                 static_cast<float>(p.qmin),
-                                                 static_cast<float>(p.qmax)) != p.quantize(on_grid);
-      mismatches += quant::detail::quantize_code(x, p.scale, static_cast<float>(p.zero_point),
-                                                 static_cast<float>(p.qmin),
-                                                 static_cast<float>(p.qmax)) != p.quantize(x);
+      mismatches +=
+          quant::kernels::portable::quantize_code(
+              on_grid, p.scale, static_cast<float>(p.zero_point), static_cast<float>(p.qmin),
+              static_cast<float>(p.qmax)) != p.quantize(on_grid);
+      mismatches += quant::kernels::portable::quantize_code(
+                        x, p.scale, static_cast<float>(p.zero_point), static_cast<float>(p.qmin),
+                        static_cast<float>(p.qmax)) != p.quantize(x);
     }
     CHECK(mismatches == 0);
   }

@@ -269,4 +269,34 @@ void requantize_s8(const std::int32_t* acc, Index m, Index n, const std::int32_t
 #endif
 }
 
+/// out[i] = zero_point + round(x[i] / scale), ties to even, saturated to [qmin, qmax], NaN to
+/// the zero point — ActivationParams::quantize over n floats (the integer network's input), bit
+/// for bit on every path.
+template <GemmPath P = default_gemm_path>
+void quantize_s8(const float* x, Index n, float scale, std::int32_t zero_point, std::int32_t qmin,
+                 std::int32_t qmax, std::int8_t* out) {
+  static_assert(detail::gemm_path_compiled<P>,
+                "quantize_s8: the avx2 and avx512_vnni paths exist on x86-64 (GCC or Clang) "
+                "only; use GemmPath::portable or default_gemm_path on this target");
+  if (n < 0 || qmin < -128 || qmax > 127 || qmin > qmax || !(scale > 0)) {
+    throw argument_error(
+        "quantize_s8: expected n >= 0, -128 <= qmin <= qmax <= 127 and a positive "
+        "scale");
+  }
+  if (n == 0) {
+    return;
+  }
+  if constexpr (P == GemmPath::portable) {
+    kernels::portable::quantize_s8(x, n, scale, zero_point, qmin, qmax, out);
+  }
+#if EDGESCALE_QUANT_X86_KERNELS
+  if constexpr (P == GemmPath::avx2) {
+    kernels::avx2::quantize_s8(x, n, scale, zero_point, qmin, qmax, out);
+  }
+  if constexpr (P == GemmPath::avx512_vnni) {
+    kernels::avx512_vnni::quantize_s8(x, n, scale, zero_point, qmin, qmax, out);
+  }
+#endif
+}
+
 }  // namespace edgescale::quant

@@ -242,26 +242,6 @@ class Requantizer {
 
 }  // namespace detail
 
-namespace detail {
-
-/// ActivationParams::quantize(x) — zero point + round(x / scale) ties to even, saturated, NaN to
-/// the zero point — without a branch or a library call, so that a loop of it vectorises: the
-/// quotient is clamped to ±1024 (beyond every code whatever the zero point, so saturation is
-/// unchanged) and rounded by adding and subtracting 1.5·2²³, which rounds to nearest even in
-/// IEEE single precision for |v| < 2²² (x86-64 and AArch64 evaluate float in float; the library
-/// is never built with -ffast-math). tests/quant checks it against ActivationParams::quantize.
-inline std::int8_t quantize_code(float x, float scale, float zero_point, float qmin, float qmax) {
-  float v = x / scale;
-  v = v == v ? v : 0.0F;
-  v = std::min(std::max(v, -1024.0F), 1024.0F);
-  constexpr float magic = 12582912.0F;  // 1.5 · 2^23
-  v = (v + magic) - magic;
-  v = std::min(std::max(v + zero_point, qmin), qmax);
-  return static_cast<std::int8_t>(v);
-}
-
-}  // namespace detail
-
 /// float → int8: the network input, quantized per tensor (HWC for images).
 template <StaticShape S>
 class QuantizeStage {
@@ -292,18 +272,17 @@ class QuantizeStage {
     for (Index j = 0; j < n; ++j) {
       const float* in = x.data() + j * S::size;
       std::int8_t* o = out + j * S::size;
-      if constexpr (image) {
+      if constexpr (image && S::dims[0] > 1) {
         constexpr Index c = S::dims[0];
         constexpr Index plane = Index{S::dims[1]} * S::dims[2];
         for (Index ch = 0; ch < c; ++ch) {
           for (Index p = 0; p < plane; ++p) {
-            o[p * c + ch] = detail::quantize_code(in[ch * plane + p], scale, zero, lo, hi);
+            o[p * c + ch] =
+                kernels::portable::quantize_code(in[ch * plane + p], scale, zero, lo, hi);
           }
         }
-      } else {
-        for (Index i = 0; i < S::size; ++i) {
-          o[i] = detail::quantize_code(in[i], scale, zero, lo, hi);
-        }
+      } else {  // a vector, or one channel: CHW is HWC
+        quantize_s8(in, S::size, scale, params_.zero_point, params_.qmin, params_.qmax, o);
       }
     }
     return {out, S::size, n, params_};

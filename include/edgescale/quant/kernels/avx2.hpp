@@ -601,6 +601,34 @@ EDGESCALE_QUANT_AVX2 inline void requantize_s8(const std::int32_t* acc, Index m,
   }
 }
 
+/// portable::quantize_s8 eight floats at a time: IEEE division, NaN to 0 by an ordered compare,
+/// the clamp to ±1024, vroundps to nearest even (exact: the same value as the portable rounding),
+/// the zero point, the clamp to the codes, then packing to bytes; the tail goes through the
+/// portable code.
+EDGESCALE_QUANT_AVX2 inline void quantize_s8(const float* x, Index n, float scale,
+                                             std::int32_t zero_point, std::int32_t qmin,
+                                             std::int32_t qmax, std::int8_t* out) {
+  const __m256 s = _mm256_set1_ps(scale);
+  const __m256 limit = _mm256_set1_ps(1024.0F);
+  const __m256 neg_limit = _mm256_set1_ps(-1024.0F);
+  const __m256 z = _mm256_set1_ps(static_cast<float>(zero_point));
+  const __m256 lo = _mm256_set1_ps(static_cast<float>(qmin));
+  const __m256 hi = _mm256_set1_ps(static_cast<float>(qmax));
+  Index i = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m256 v = _mm256_div_ps(_mm256_loadu_ps(x + i), s);
+    v = _mm256_and_ps(v, _mm256_cmp_ps(v, v, _CMP_ORD_Q));
+    v = _mm256_min_ps(_mm256_max_ps(v, neg_limit), limit);
+    v = _mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    v = _mm256_min_ps(_mm256_max_ps(_mm256_add_ps(v, z), lo), hi);
+    const __m256i w = _mm256_cvttps_epi32(v);
+    const __m128i words =
+        _mm_packs_epi32(_mm256_castsi256_si128(w), _mm256_extracti128_si256(w, 1));
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(out + i), _mm_packs_epi16(words, words));
+  }
+  portable::quantize_s8(x + i, n - i, scale, zero_point, qmin, qmax, out + i);
+}
+
 }  // namespace edgescale::quant::kernels::avx2
 
 #undef EDGESCALE_QUANT_AVX2

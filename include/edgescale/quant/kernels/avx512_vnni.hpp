@@ -508,6 +508,13 @@ EDGESCALE_QUANT_VNNI inline void requantize_s8(const std::int32_t* acc, Index m,
   avx2::requantize_s8(acc, m, n, bias, mult, zero_point, act_min, act_max, out);
 }
 
+/// Input quantization: the AVX2 kernel (n work beside a layer's M·N·K).
+EDGESCALE_QUANT_VNNI inline void quantize_s8(const float* x, Index n, float scale,
+                                             std::int32_t zero_point, std::int32_t qmin,
+                                             std::int32_t qmax, std::int8_t* out) {
+  avx2::quantize_s8(x, n, scale, zero_point, qmin, qmax, out);
+}
+
 }  // namespace edgescale::quant::kernels::avx512_vnni
 
 #undef EDGESCALE_QUANT_VNNI

@@ -107,5 +107,31 @@ inline void requantize_s8(const std::int32_t* acc, Index m, Index n, const std::
   }
 }
 
+/// One float to its code: zero_point + round(x / scale) ties to even, saturated to [qmin, qmax],
+/// NaN to the zero point (ActivationParams::quantize), without a library call: the quotient is
+/// clamped to ±1024 (beyond every code whatever the zero point, so saturation is unchanged) and
+/// rounded by adding and subtracting 1.5·2²³, which rounds to nearest even in IEEE single
+/// precision for |v| < 2²² (float evaluated in float, as on x86-64 and AArch64; never built with
+/// -ffast-math).
+[[nodiscard]] inline std::int8_t quantize_code(float x, float scale, float zero_point, float qmin,
+                                               float qmax) {
+  float v = x / scale;
+  v = v == v ? v : 0.0F;
+  v = std::min(std::max(v, -1024.0F), 1024.0F);
+  constexpr float magic = 12582912.0F;  // 1.5 · 2^23
+  v = (v + magic) - magic;
+  v = std::min(std::max(v + zero_point, qmin), qmax);
+  return static_cast<std::int8_t>(v);
+}
+
+/// out[i] = quantize_code(x[i]) for i < n.
+inline void quantize_s8(const float* x, Index n, float scale, std::int32_t zero_point,
+                        std::int32_t qmin, std::int32_t qmax, std::int8_t* out) {
+  for (Index i = 0; i < n; ++i) {
+    out[i] = quantize_code(x[i], scale, static_cast<float>(zero_point), static_cast<float>(qmin),
+                           static_cast<float>(qmax));
+  }
+}
+
 }  // namespace portable
 }  // namespace edgescale::quant::kernels

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds and runs the int8 GEMM benchmarks the way docs/results/quant-gemm.md records them:
+# Builds and runs the int8 GEMM benchmarks the way docs/results/quant.md records them:
 #   Release, one thread, pinned to one core, repetitions interleaved at random (as scripts/bench.sh
 #   does for bench_nn, which it alone runs). Three runs, one JSON each under build/bench:
 #     bench_quant        -march=native: every gemm_s8 path, Eigen float, oneDNN at the ISA it

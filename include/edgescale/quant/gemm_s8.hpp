@@ -20,7 +20,7 @@
 //                (2·255·127 > 32767) — except for one column against narrow weights (all in
 //                [−127, 127]), where |x|·(w·sign x) keeps each pair within 2·128·127 < 2¹⁵;
 //   avx512_vnni  vpdpbusd on x + 128 (as uint8), less 128·Σ_k W[c, k] (DESIGN §3c).
-// Measured speeds beside Eigen's float GEMM, oneDNN and gemmlowp: docs/results/quant-gemm.md.
+// Measured speeds beside Eigen's float GEMM, oneDNN and gemmlowp: docs/results/quant.md.
 // default_gemm_path is the best the compilation target guarantees (its -march macros): a binary
 // built for x86-64 runs the portable path unless told otherwise. The x86-64 paths are compiled on
 // every x86-64 build (GCC or Clang function attributes), so gemm_s8<GemmPath::avx2> can be called

@@ -180,7 +180,7 @@ EDGESCALE_QUANT_AVX2 inline void tile(const std::int8_t* w, Index groups, const 
 // and vpmaddwd by ones adds those pairs into int32 lanes: one lane per row, 4 depths. That is 4
 // instructions per 32 products against 6 for vpmovsxbw + vpmaddwd + vpaddd, and the weights are
 // loaded as they are packed (32 bytes: 8 rows x 4 depths): a batch of one runs about 1.4 times
-// faster (docs/results/quant-gemm.md).
+// faster (docs/results/quant.md).
 
 /// Packs column x (depth K), groups [g0, g0 + groups), for the one-column kernel: per group the
 /// 4 bytes of x, then their magnitudes (|−128| = 128 as uint8); zero past the depth.

@@ -503,13 +503,17 @@ struct QPool {
   static constexpr int ow = (w - K) / S + 1;
   using output_shape = Shape<c, oh, ow>;
 
-  /// f(output code pointer, window's top-left input pointer) per output pixel; the channels of a
-  /// pixel are contiguous in both.
+  /// f(output code pointer, window's top-left input pointer) per output pixel of every sample of
+  /// x (outputs to y); the channels of a pixel are contiguous in both.
   template <class F>
-  static void for_each_pixel(const std::int8_t* x, std::int8_t* y, F&& f) {
-    for (int oy = 0; oy < oh; ++oy) {
-      for (int ox = 0; ox < ow; ++ox) {
-        f(y + (Index{oy} * ow + ox) * c, x + (Index{oy} * S * w + Index{ox} * S) * c);
+  static void for_each_window(const QBatchView& x, std::int8_t* y, F&& f) {
+    for (Index n = 0; n < x.cols; ++n) {
+      const std::int8_t* in = x.data + n * InS::size;
+      std::int8_t* out = y + n * output_shape::size;
+      for (int oy = 0; oy < oh; ++oy) {
+        for (int ox = 0; ox < ow; ++ox) {
+          f(out + (Index{oy} * ow + ox) * c, in + (Index{oy} * S * w + Index{ox} * S) * c);
+        }
       }
     }
   }
@@ -569,21 +573,17 @@ class MaxPoolStage {
       }
       return {out, output_shape::size, x.cols, x.params};
     }
-    for (Index n = 0; n < x.cols; ++n) {
-      geometry::for_each_pixel(x.data + n * InS::size, out + n * output_shape::size,
-                               [](std::int8_t* y, const std::int8_t* window) {
-                                 std::copy_n(window, geometry::c, y);
-                                 for (int ky = 0; ky < K; ++ky) {
-                                   for (int kx = 0; kx < K; ++kx) {
-                                     const std::int8_t* v =
-                                         window + (Index{ky} * geometry::w + kx) * geometry::c;
-                                     for (int ch = 0; ch < geometry::c; ++ch) {
-                                       y[ch] = std::max(y[ch], v[ch]);
-                                     }
-                                   }
-                                 }
-                               });
-    }
+    geometry::for_each_window(x, out, [](std::int8_t* y, const std::int8_t* window) {
+      std::copy_n(window, geometry::c, y);
+      for (int ky = 0; ky < K; ++ky) {
+        for (int kx = 0; kx < K; ++kx) {
+          const std::int8_t* v = window + (Index{ky} * geometry::w + kx) * geometry::c;
+          for (int ch = 0; ch < geometry::c; ++ch) {
+            y[ch] = std::max(y[ch], v[ch]);
+          }
+        }
+      }
+    });
     return {out, output_shape::size, x.cols, x.params};
   }
 
@@ -608,23 +608,19 @@ class AvgPoolStage {
   QBatchView forward(const QBatchView& x) {
     detail::check_input(x, InS::size, x.params, "AvgPoolStage");
     std::int8_t* out = out_.resize(output_shape::size * x.cols);
-    for (Index n = 0; n < x.cols; ++n) {
-      geometry::for_each_pixel(
-          x.data + n * InS::size, out + n * output_shape::size,
-          [](std::int8_t* y, const std::int8_t* window) {
-            constexpr int count = K * K;
-            for (int ch = 0; ch < geometry::c; ++ch) {
-              int sum = 0;
-              for (int ky = 0; ky < K; ++ky) {
-                for (int kx = 0; kx < K; ++kx) {
-                  sum += window[(Index{ky} * geometry::w + kx) * geometry::c + ch];
-                }
-              }
-              sum = sum > 0 ? (sum + count / 2) / count : (sum - count / 2) / count;
-              y[ch] = static_cast<std::int8_t>(sum);
-            }
-          });
-    }
+    geometry::for_each_window(x, out, [](std::int8_t* y, const std::int8_t* window) {
+      constexpr int count = K * K;
+      for (int ch = 0; ch < geometry::c; ++ch) {
+        int sum = 0;
+        for (int ky = 0; ky < K; ++ky) {
+          for (int kx = 0; kx < K; ++kx) {
+            sum += window[(Index{ky} * geometry::w + kx) * geometry::c + ch];
+          }
+        }
+        sum = sum > 0 ? (sum + count / 2) / count : (sum - count / 2) / count;
+        y[ch] = static_cast<std::int8_t>(sum);
+      }
+    });
     return {out, output_shape::size, x.cols, x.params};
   }
 

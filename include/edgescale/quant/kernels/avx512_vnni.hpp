@@ -23,6 +23,7 @@
 #include <edgescale/core/tensor.hpp>
 #include <edgescale/quant/fixed_point.hpp>
 #include <edgescale/quant/kernels/avx2.hpp>
+#include <edgescale/quant/kernels/intrinsics.hpp>
 #include <edgescale/quant/kernels/portable.hpp>
 
 #include <algorithm>
@@ -32,18 +33,6 @@
 #include <numeric>
 
 #if EDGESCALE_QUANT_X86_KERNELS
-// g++ 12 raises -Wmaybe-uninitialized inside its own avx512fintrin.h (the deliberately undefined
-// source operand of _mm512_slli_epi32 and friends): a false positive, silenced as core/eigen.hpp
-// does, for the intrinsics headers only (GCC judges by the location it warns about).
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#endif
-#include <immintrin.h>
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
 
 #define EDGESCALE_QUANT_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
 

@@ -27,6 +27,7 @@
 
 #include <Eigen/Core>
 
+#include "run.hpp"
 #include "workloads.hpp"
 #include <benchmark/benchmark.h>
 
@@ -455,17 +456,7 @@ int main(int argc, char** argv) {
 #else
   benchmark::AddCustomContext("torch", "not built (libtorch-dev not found)");
 #endif
-#if defined(__clang__)
-  benchmark::AddCustomContext("compiler", std::string("clang++ ") + __clang_version__);
-#elif defined(__GNUC__)
-  benchmark::AddCustomContext("compiler", std::string("g++ ") + __VERSION__);
-#endif
+  edgescale::bench::add_compiler_context();
   register_all();
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) {
-    return 1;
-  }
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
+  return edgescale::bench::run_benchmarks(argc, argv);
 }

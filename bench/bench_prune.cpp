@@ -43,6 +43,7 @@
 
 #include <Eigen/Core>
 
+#include "run.hpp"
 #include <benchmark/benchmark.h>
 
 #include <cmath>
@@ -242,11 +243,5 @@ int main(int argc, char** argv) {
                                            std::to_string(EIGEN_MINOR_VERSION) + ", " +
                                            Eigen::SimdInstructionSetsInUse());
   register_all();
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) {
-    return 1;
-  }
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
+  return edgescale::bench::run_benchmarks(argc, argv);
 }

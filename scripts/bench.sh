@@ -52,40 +52,9 @@ cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DEDGESCALE_BUILD_BEN
   -DEDGESCALE_NATIVE=ON -DEDGESCALE_BUILD_TESTS=OFF -DEDGESCALE_BUILD_EXAMPLES=OFF
 cmake --build "$build" -j "$jobs"
 
-# ---- run: one thread everywhere, one core ----
-export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
-# OPENBLAS_CORETYPE, if set by the caller, is left as it is.
-cpus=$(nproc --all)
-cpu=${EDGESCALE_BENCH_CPU:-$((cpus > 1 ? 1 : 0))}
-pin=()
-if command -v taskset >/dev/null; then
-  pin=(taskset -c "$cpu")
-  echo "bench.sh: pinned to core $cpu (taskset)"
-else
-  echo "bench.sh: taskset not found, not pinned"
-fi
-read -r load1 _ </proc/loadavg
-echo "bench.sh: load average $load1 on $cpus cores before the run"
-if awk -v l="$load1" 'BEGIN { exit !(l > 0.5) }'; then
-  echo "bench.sh: WARNING: other processes are running; rates are per second of CPU time, but" \
-    "shared caches and frequency still make the numbers noisier than on an idle machine" >&2
-fi
-
-# run <program> <json> [args...]: repetitions interleaved at random, so a burst of load on the
-# machine spreads over every implementation instead of landing on one.
-run() {
-  local program=$1 json=$2
-  shift 2
-  local command=("${pin[@]}" "$build/bench/$program" --benchmark_min_time="$min_time"
-    --benchmark_repetitions="$repetitions" --benchmark_report_aggregates_only=true
-    --benchmark_enable_random_interleaving=true
-    --benchmark_out="$json" --benchmark_out_format=json "$@")
-  echo
-  echo "bench.sh: OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 ${command[*]}"
-  local start=$SECONDS
-  "${command[@]}"
-  echo "bench.sh: $program took $((SECONDS - start)) s"
-}
+# ---- run: one thread everywhere, one core (scripts/bench_run.sh: run) ----
+# shellcheck source=scripts/bench_run.sh
+source scripts/bench_run.sh
 
 run bench_nn "$build/nn.json" "$@"
 {

@@ -34,36 +34,9 @@ if [[ $(uname -m) == x86_64 ]]; then
 fi
 cmake --build "$build" -j "$jobs" --target "${targets[@]}"
 
-# One thread everywhere (oneDNN runs on OpenMP), one core.
-export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
-cpus=$(nproc --all)
-cpu=${EDGESCALE_BENCH_CPU:-$((cpus > 1 ? 1 : 0))}
-pin=()
-if command -v taskset >/dev/null; then
-  pin=(taskset -c "$cpu")
-  echo "bench_quant.sh: pinned to core $cpu (taskset)"
-fi
-read -r load1 _ </proc/loadavg
-echo "bench_quant.sh: load average $load1 on $cpus cores before the run"
-if awk -v l="$load1" 'BEGIN { exit !(l > 0.5) }'; then
-  echo "bench_quant.sh: WARNING: other processes are running; rates are per second of CPU time," \
-    "but shared caches and frequency still make the numbers noisier than on an idle machine" >&2
-fi
-
-# run <program> <json> [args...]
-run() {
-  local program=$1 json=$2
-  shift 2
-  local command=("${pin[@]}" "$build/bench/$program" --benchmark_min_time="$min_time"
-    --benchmark_repetitions="$repetitions" --benchmark_report_aggregates_only=true
-    --benchmark_enable_random_interleaving=true
-    --benchmark_out="$json" --benchmark_out_format=json "$@")
-  echo
-  echo "bench_quant.sh: ${command[*]}"
-  local start=$SECONDS
-  "${command[@]}"
-  echo "bench_quant.sh: $program took $((SECONDS - start)) s"
-}
+# One thread everywhere (oneDNN runs on OpenMP), one core (scripts/bench_run.sh: run).
+# shellcheck source=scripts/bench_run.sh
+source scripts/bench_run.sh
 
 jsons=("$build/quant.json")
 run bench_quant "$build/quant.json" "$@"

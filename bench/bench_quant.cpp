@@ -9,7 +9,7 @@
 // bench_quant_avx2 for x86-64-v3 with oneDNN capped at AVX2: what an AVX2-only CPU gets.
 //
 // Workloads, names, codes and the GOP/s counter: bench/peers/quant_gemm.hpp. Rows:
-//   s8_<path>    gemm_s8<path> (portable, avx2, avx512_vnni), W packed once beforehand; a path
+//   s8_<path>    gemm_s8<path> (portable, avx2, avx512_vnni, amx), W packed once beforehand; a path
 //                this CPU cannot run is reported as an error row
 //   s8_requant   gemm_s8 and requantize_s8 of the default path: a whole int8 layer's arithmetic
 //   eigen_f32    Eigen::MatrixXf: Y.noalias() = Wt.transpose() * X, W as PyTorch stores it (the
@@ -113,6 +113,7 @@ void register_all() {
 #if EDGESCALE_QUANT_X86_KERNELS
   qg::register_workloads("s8_avx2", &ours<quant::GemmPath::avx2>);
   qg::register_workloads("s8_avx512_vnni", &ours<quant::GemmPath::avx512_vnni>);
+  qg::register_workloads("s8_amx", &ours<quant::GemmPath::amx>);
 #endif
   qg::register_workloads("s8_requant", &ours_layer);
   qg::register_workloads("eigen_f32", &eigen_f32);
@@ -127,7 +128,8 @@ void register_all() {
 std::string paths_run() {
   std::string text;
   for (const auto p :
-       {quant::GemmPath::portable, quant::GemmPath::avx2, quant::GemmPath::avx512_vnni}) {
+       {quant::GemmPath::portable, quant::GemmPath::avx2, quant::GemmPath::avx512_vnni,
+        quant::GemmPath::amx}) {
     text += std::string(text.empty() ? "" : ", ") + quant::gemm_path_name(p) +
             (quant::gemm_path_supported(p) ? " runs" : " cannot run here");
   }

@@ -144,9 +144,10 @@ for extra in sys.argv[2:]:
         native_labels.update(labels)
 onednn = sorted({i for i, _ in native if i.startswith("onednn_")})
 table("bench_quant: -march=native, every path", native_context, native, native_labels,
-      ["s8_avx512_vnni", "s8_avx2", "s8_portable", "s8_requant", "eigen_f32"] + onednn +
+      ["s8_amx", "s8_avx512_vnni", "s8_avx2", "s8_portable", "s8_requant", "eigen_f32"] + onednn +
       ["gemmlowp_u8"],
-      [("s8_avx512_vnni", "eigen_f32"), ("s8_avx2", "eigen_f32")] +
+      [("s8_amx", "eigen_f32"), ("s8_avx512_vnni", "eigen_f32"), ("s8_avx2", "eigen_f32")] +
+      [("s8_amx", o) for o in onednn if "amx" in o] +
       [("s8_avx512_vnni", o) for o in onednn] + [("s8_avx512_vnni", "gemmlowp_u8")])
 if avx2:
     table("bench_quant_avx2: x86-64-v3 (AVX2, FMA), oneDNN capped at AVX2 — an AVX2-only CPU",

@@ -53,7 +53,7 @@ cpu_model=$(grep -m1 '^model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2- | se
 cpu_flags=" $(grep -m1 '^flags' /proc/cpuinfo 2>/dev/null | cut -d: -f2-) "
 has_flag() { [[ $cpu_flags == *" $1 "* ]]; }
 yes_no() { if has_flag "$1"; then echo "$1 yes"; else echo "$1 no"; fi; }
-cpu_line="${cpu_model:-$(uname -m)} ($(nproc) cores): $(yes_no avx2), $(yes_no fma), $(yes_no avx512f), $(yes_no avx512_vnni)"
+cpu_line="${cpu_model:-$(uname -m)} ($(nproc) cores): $(yes_no avx2), $(yes_no fma), $(yes_no avx512f), $(yes_no avx512_vnni), $(yes_no amx_int8)"
 # x86-64-v3 is AVX2, FMA, BMI1/2, F16C, LZCNT and MOVBE (x86-64 psABI).
 clang_arch=""
 if [[ $(uname -m) == x86_64 ]]; then

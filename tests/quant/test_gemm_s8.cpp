@@ -1,6 +1,7 @@
 // The int8 GEMM and requantization (quant/gemm_s8.hpp): every path this CPU runs against plain
 // scalar loops written here, bit for bit — random shapes across the kernels' block sizes (16-row
-// panels, 8- and 6-column tiles, blocks of x 256 (VNNI) and 512 (AVX2) deep, 64 and 24 wide),
+// panels, 8- and 6-column tiles, blocks of x 256 (VNNI) and 512 (AVX2) deep, 64 and 24 wide; AMX's
+// 16 x 16 tiles, 32-sample blocks, 64-deep steps and 1024-deep blocks),
 // extreme codes, the deepest product, and requantization with extreme multipliers and
 // saturation. Paths the CPU lacks are compiled only.
 // Global operator new is replaced (for test_quant) by one that counts, as tests/nn does, to show
@@ -135,7 +136,7 @@ std::vector<std::int8_t> reference_requantize(const std::vector<std::int32_t>& a
 // The paths compiled here, and which of them this CPU runs.
 std::vector<GemmPath> compiled_paths() {
 #if EDGESCALE_QUANT_X86_KERNELS
-  return {GemmPath::portable, GemmPath::avx2, GemmPath::avx512_vnni};
+  return {GemmPath::portable, GemmPath::avx2, GemmPath::avx512_vnni, GemmPath::amx};
 #else
   return {GemmPath::portable};
 #endif
@@ -163,6 +164,9 @@ void gemm(GemmPath p, const PackedS8& w, const std::int8_t* x, Index n, std::int
     case GemmPath::avx512_vnni:
       quant::gemm_s8<GemmPath::avx512_vnni>(w, x, n, acc);
       return;
+    case GemmPath::amx:
+      quant::gemm_s8<GemmPath::amx>(w, x, n, acc);
+      return;
 #endif
     default:
       FAIL("path not compiled");
@@ -187,6 +191,10 @@ void requantize(GemmPath p, const std::vector<std::int32_t>& acc, Index m, Index
       quant::requantize_s8<GemmPath::avx512_vnni>(acc.data(), m, n, bias.data(), mult.data(),
                                                   zero_point, act_min, act_max, out.data());
       return;
+    case GemmPath::amx:
+      quant::requantize_s8<GemmPath::amx>(acc.data(), m, n, bias.data(), mult.data(), zero_point,
+                                          act_min, act_max, out.data());
+      return;
 #endif
     default:
       FAIL("path not compiled");
@@ -209,6 +217,19 @@ void check_gemm(const std::vector<std::int8_t>& w, const std::vector<std::int8_t
     CAPTURE(n);
     REQUIRE(acc == expected);
   }
+#if EDGESCALE_QUANT_X86_KERNELS
+  // gemm_s8<amx> gives the tiles only the shapes they pay for; the tile kernel itself runs every
+  // shape here.
+  if (quant::gemm_path_supported(GemmPath::amx)) {
+    std::vector<std::int32_t> acc(expected.size(), 0x5A5A5A5A);
+    quant::kernels::amx::gemm_tiles(packed.view(), x.data(), n, acc.data());
+    CAPTURE("amx tiles");
+    CAPTURE(m);
+    CAPTURE(k);
+    CAPTURE(n);
+    REQUIRE(acc == expected);
+  }
+#endif
 }
 
 }  // namespace
@@ -228,11 +249,19 @@ TEST_CASE("gemm_s8: which paths this build compiled and this CPU runs") {
       "; default_gemm_path: " + quant::gemm_path_name(quant::default_gemm_path);
   MESSAGE(report);
   CHECK(quant::gemm_path_supported(GemmPath::portable));
-  CHECK(quant::gemm_path_supported(quant::default_gemm_path));
+  // The AMX path runs wherever the CPU has AMX; an OS that refuses the tile state (Linux before
+  // 5.16) leaves gemm_s8<GemmPath::amx> on its VNNI kernel, so the default path still runs.
+  CHECK((quant::gemm_path_supported(quant::default_gemm_path) ||
+         (quant::default_gemm_path == GemmPath::amx &&
+          quant::gemm_path_supported(GemmPath::avx512_vnni))));
   CHECK(std::string(quant::gemm_path_name(GemmPath::portable)) == "portable");
   CHECK(std::string(quant::gemm_path_name(GemmPath::avx2)) == "avx2");
   CHECK(std::string(quant::gemm_path_name(GemmPath::avx512_vnni)) == "avx512_vnni");
-#if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+  CHECK(std::string(quant::gemm_path_name(GemmPath::amx)) == "amx");
+#if defined(__AMX_TILE__) && defined(__AMX_INT8__) && defined(__AVX512VNNI__) && \
+    defined(__AVX512BW__) && defined(__AVX512VL__)
+  CHECK(quant::default_gemm_path == GemmPath::amx);
+#elif defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
   CHECK(quant::default_gemm_path == GemmPath::avx512_vnni);
 #elif defined(__AVX2__)
   CHECK(quant::default_gemm_path == GemmPath::avx2);
@@ -257,8 +286,9 @@ TEST_CASE("PackedS8: shape, row sums, padded size and refused input") {
     }
     CHECK(packed.row_sums()[static_cast<std::size_t>(c)] == sum);
   }
-  // 3 panels of 16 rows x 4 groups of 4 depths, 64 bytes each, and 48 padded row sums.
-  CHECK(packed.bytes() == 3 * 4 * 64 + 48 * 4);
+  // 3 panels of 16 rows x 4 groups of 4 depths, 64 bytes each, 16 zero groups after them (AMX's
+  // last depth step), and 48 padded row sums.
+  CHECK(packed.bytes() == (3 * 4 + 16) * 64 + 48 * 4);
   CHECK(PackedS8{}.rows() == 0);
   CHECK(PackedS8{}.bytes() == 0);
 
@@ -317,6 +347,16 @@ TEST_CASE("gemm_s8: every path equals the scalar product on random shapes") {
       check_gemm(weights(35 * k), random_codes(k * n, rng), 35, k, n);
     }
   }
+  // AMX (batches of 16 and more): 16-row tiles of samples and of output rows, partial in either;
+  // blocks of 32 samples; depths in steps of 64, read in place when K is a multiple of 64 and
+  // the block full, else copied; 1024-deep blocks accumulating in acc, ragged or not.
+  for (const Index m : {1, 17, 33, 100}) {
+    for (const Index k : {1, 63, 64, 65, 1000, 1024, 1025, 2048, 2100}) {
+      for (const Index n : {16, 17, 32, 33, 65}) {
+        check_gemm(weights(m * k), random_codes(k * n, rng), m, k, n);
+      }
+    }
+  }
   check_gemm(weights(6 * 25), random_codes(25 * 784, rng), 6, 25, 784);
   check_gemm(weights(16 * 150), random_codes(150 * 100, rng), 16, 150, 100);
   for (const Index m : {1, 6, 16, 20, 33}) {
@@ -359,6 +399,8 @@ TEST_CASE("gemm_s8: extreme codes and the deepest product stay exact") {
   const Index k = quant::kernels::max_depth;
   check_gemm(filled(17 * k, -128), filled(k * 2, -128), 17, k, 2);
   check_gemm(filled(3 * k, -128), filled(k * 3, 127), 3, k, 3);
+  check_gemm(filled(17 * k, -128), filled(k * 16, -128), 17, k, 16);  // AMX tiles
+  check_gemm(filled(33 * k, 127), filled(k * 33, -128), 33, k, 33);
   check_gemm(random_codes(5 * k, rng), random_codes(k, rng), 5, k, 1);
   // The same depth through the one-column kernel of narrow weights: |x|·|w| = 128·127 everywhere.
   check_gemm(filled(33 * k, 127), filled(k, -128), 33, k, 1);
@@ -569,6 +611,10 @@ TEST_CASE("quantize_s8: every path equals ActivationParams::quantize, ties, satu
           case GemmPath::avx512_vnni:
             quant::quantize_s8<GemmPath::avx512_vnni>(xs.data(), n, p.scale, p.zero_point, p.qmin,
                                                       p.qmax, out.data());
+            break;
+          case GemmPath::amx:
+            quant::quantize_s8<GemmPath::amx>(xs.data(), n, p.scale, p.zero_point, p.qmin, p.qmax,
+                                              out.data());
             break;
 #endif
         }

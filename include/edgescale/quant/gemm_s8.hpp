@@ -19,7 +19,11 @@
 //                not vpmaddubsw on x + 128, whose saturating int16 pair sums are not exact
 //                (2·255·127 > 32767) — except for one column against narrow weights (all in
 //                [−127, 127]), where |x|·(w·sign x) keeps each pair within 2·128·127 < 2¹⁵;
-//   avx512_vnni  vpdpbusd on x + 128 (as uint8), less 128·Σ_k W[c, k] (DESIGN §3c).
+//   avx512_vnni  vpdpbusd on x + 128 (as uint8), less 128·Σ_k W[c, k] (DESIGN §3c);
+//   amx          Intel AMX tiles (TDPBSSD: int8 x int8 -> int32, 16 384 products per
+//                instruction) for batches of 16 and more, the VNNI kernel below that and for
+//                requantization; it asks Linux for the tile state once (kernels/amx.hpp) and
+//                falls back to the VNNI kernel if refused.
 // Measured speeds beside Eigen's float GEMM, oneDNN and gemmlowp: docs/results/quant.md.
 // default_gemm_path is the best the compilation target guarantees (its -march macros): a binary
 // built for x86-64 runs the portable path unless told otherwise. The x86-64 paths are compiled on
@@ -36,6 +40,7 @@
 #include <edgescale/core/error.hpp>
 #include <edgescale/core/tensor.hpp>
 #include <edgescale/quant/fixed_point.hpp>
+#include <edgescale/quant/kernels/amx.hpp>
 #include <edgescale/quant/kernels/avx2.hpp>
 #include <edgescale/quant/kernels/avx512_vnni.hpp>
 #include <edgescale/quant/kernels/portable.hpp>
@@ -52,12 +57,15 @@
 namespace edgescale::quant {
 
 /// The kernels of gemm_s8 and requantize_s8, one per instruction set.
-enum class GemmPath { portable, avx2, avx512_vnni };
+enum class GemmPath { portable, avx2, avx512_vnni, amx };
 
 /// The best path the compilation target guarantees (chosen from its -march macros, never at run
 /// time).
 inline constexpr GemmPath default_gemm_path =
-#if EDGESCALE_QUANT_X86_KERNELS && defined(__AVX512VNNI__) && defined(__AVX512BW__) && \
+#if EDGESCALE_QUANT_X86_KERNELS && defined(__AMX_TILE__) && defined(__AMX_INT8__) && \
+    defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+    GemmPath::amx;
+#elif EDGESCALE_QUANT_X86_KERNELS && defined(__AVX512VNNI__) && defined(__AVX512BW__) && \
     defined(__AVX512VL__)
     GemmPath::avx512_vnni;
 #elif EDGESCALE_QUANT_X86_KERNELS && defined(__AVX2__)
@@ -80,16 +88,19 @@ inline constexpr GemmPath default_gemm_path =
     case GemmPath::avx512_vnni:
       return __builtin_cpu_supports("avx512f") != 0 && __builtin_cpu_supports("avx512bw") != 0 &&
              __builtin_cpu_supports("avx512vl") != 0 && __builtin_cpu_supports("avx512vnni") != 0;
+    case GemmPath::amx:  // the CPU has AMX-INT8 and the OS granted the tile state
+      return gemm_path_supported(GemmPath::avx512_vnni) && kernels::amx::available();
 #else
     case GemmPath::avx2:
     case GemmPath::avx512_vnni:
+    case GemmPath::amx:
       return false;
 #endif
   }
   return false;
 }
 
-/// "portable", "avx2" or "avx512_vnni".
+/// "portable", "avx2", "avx512_vnni" or "amx".
 [[nodiscard]] inline const char* gemm_path_name(GemmPath p) {
   switch (p) {
     case GemmPath::portable:
@@ -98,6 +109,8 @@ inline constexpr GemmPath default_gemm_path =
       return "avx2";
     case GemmPath::avx512_vnni:
       return "avx512_vnni";
+    case GemmPath::amx:
+      return "amx";
   }
   return "unknown";
 }
@@ -123,7 +136,9 @@ class PackedS8 {
     }
     panels_ = (m + kernels::panel_rows - 1) / kernels::panel_rows;
     groups_ = (k + kernels::group_depth - 1) / kernels::group_depth;
-    blocks_.resize(static_cast<std::size_t>(panels_ * groups_));
+    // 16 zero groups after the last panel: the AMX kernel's last depth step may read up to 15
+    // groups past a panel (against zero activations), which must stay inside the allocation.
+    blocks_.resize(static_cast<std::size_t>(panels_ * groups_ + kernels::panel_tail_groups));
     row_sums_.assign(static_cast<std::size_t>(panels_ * kernels::panel_rows), 0);
     for (Index c = 0; c < m; ++c) {
       const Index p = c / kernels::panel_rows;
@@ -194,7 +209,7 @@ inline constexpr bool gemm_path_compiled = P == GemmPath::portable || EDGESCALE_
 template <GemmPath P = default_gemm_path>
 void gemm_s8(const PackedS8& w, const std::int8_t* x, Index n, std::int32_t* acc) {
   static_assert(detail::gemm_path_compiled<P>,
-                "gemm_s8: the avx2 and avx512_vnni paths exist on x86-64 (GCC or Clang) only; use "
+                "gemm_s8: the avx2, avx512_vnni and amx paths exist on x86-64 (GCC or Clang) only; use "
                 "GemmPath::portable or default_gemm_path on this target");
   if (n < 0 || (n > 0 && w.rows() > 0 && (x == nullptr || acc == nullptr))) {
     throw argument_error("gemm_s8: expected n >= 0 columns and non-null x and acc, got n = " +
@@ -213,6 +228,9 @@ void gemm_s8(const PackedS8& w, const std::int8_t* x, Index n, std::int32_t* acc
   if constexpr (P == GemmPath::avx512_vnni) {
     kernels::avx512_vnni::gemm_s8(w.view(), x, n, acc);
   }
+  if constexpr (P == GemmPath::amx) {
+    kernels::amx::gemm_s8(w.view(), x, n, acc);
+  }
 #endif
 }
 
@@ -227,7 +245,7 @@ void requantize_s8(const std::int32_t* acc, Index m, Index n, const std::int32_t
                    const Multiplier* mult, std::int32_t zero_point, std::int32_t act_min,
                    std::int32_t act_max, std::int8_t* out) {
   static_assert(detail::gemm_path_compiled<P>,
-                "requantize_s8: the avx2 and avx512_vnni paths exist on x86-64 (GCC or Clang) "
+                "requantize_s8: the avx2, avx512_vnni and amx paths exist on x86-64 (GCC or Clang) "
                 "only; use GemmPath::portable or default_gemm_path on this target");
   constexpr std::int32_t qmin = std::numeric_limits<std::int8_t>::min();
   constexpr std::int32_t qmax = std::numeric_limits<std::int8_t>::max();
@@ -263,7 +281,7 @@ void requantize_s8(const std::int32_t* acc, Index m, Index n, const std::int32_t
   if constexpr (P == GemmPath::avx2) {
     kernels::avx2::requantize_s8(acc, m, n, bias, mult, zero_point, act_min, act_max, out);
   }
-  if constexpr (P == GemmPath::avx512_vnni) {
+  if constexpr (P == GemmPath::avx512_vnni || P == GemmPath::amx) {
     kernels::avx512_vnni::requantize_s8(acc, m, n, bias, mult, zero_point, act_min, act_max, out);
   }
 #endif
@@ -276,7 +294,7 @@ template <GemmPath P = default_gemm_path>
 void quantize_s8(const float* x, Index n, float scale, std::int32_t zero_point, std::int32_t qmin,
                  std::int32_t qmax, std::int8_t* out) {
   static_assert(detail::gemm_path_compiled<P>,
-                "quantize_s8: the avx2 and avx512_vnni paths exist on x86-64 (GCC or Clang) "
+                "quantize_s8: the avx2, avx512_vnni and amx paths exist on x86-64 (GCC or Clang) "
                 "only; use GemmPath::portable or default_gemm_path on this target");
   if (n < 0 || qmin < -128 || qmax > 127 || qmin > qmax || !(scale > 0)) {
     throw argument_error(
@@ -293,7 +311,7 @@ void quantize_s8(const float* x, Index n, float scale, std::int32_t zero_point, 
   if constexpr (P == GemmPath::avx2) {
     kernels::avx2::quantize_s8(x, n, scale, zero_point, qmin, qmax, out);
   }
-  if constexpr (P == GemmPath::avx512_vnni) {
+  if constexpr (P == GemmPath::avx512_vnni || P == GemmPath::amx) {
     kernels::avx512_vnni::quantize_s8(x, n, scale, zero_point, qmin, qmax, out);
   }
 #endif

@@ -12,7 +12,7 @@
 //
 // The packed layout (PackedS8 writes it, every path reads it): W (M x K) in panels of 16 rows;
 // a panel is ceil(K/4) groups of 64 bytes, group t holding W[16p + r, 4t + q] at byte 4r + q —
-// 16 rows of 4 consecutive depths, zero beyond M and K. So one 64-byte group is an AVX-512 VNNI
+// 16 rows of 4 consecutive depths, zero beyond M and K, and 16 zero groups after the last panel. So one 64-byte group is an AVX-512 VNNI
 // operand as it is (16 lanes of 4 int8), four 16-byte AVX2 operands (4 rows of 4 depths each), and
 // a panel is read front to back once per column block: the whole matrix streams sequentially,
 // which is what a batch-1 product (memory-bound) wants.
@@ -42,6 +42,9 @@ namespace edgescale::quant::kernels {
 inline constexpr Index panel_rows = 16;
 inline constexpr Index group_depth = 4;
 inline constexpr Index group_bytes = panel_rows * group_depth;
+
+/// Zero groups PackedS8 stores after the last panel (kernels/amx.hpp reads up to 15 past a panel).
+inline constexpr Index panel_tail_groups = 16;
 
 /// The deepest product every path computes exactly in int32: the AVX-512 VNNI path sums
 /// (x + 128)·w, up to 255·128·K in magnitude, which stays below 2³¹ for K ≤ 2¹⁶.

@@ -50,6 +50,8 @@
 
 #define EDGESCALE_QUANT_AMX \
   __attribute__((target("amx-tile,amx-int8,avx512f,avx512bw,avx512vl,avx512vnni")))
+#define EDGESCALE_QUANT_AMX_OUTLINED \
+  __attribute__((noinline, target("amx-tile,amx-int8,avx512f,avx512bw,avx512vl,avx512vnni")))
 
 namespace edgescale::quant::kernels::amx {
 
@@ -251,9 +253,10 @@ EDGESCALE_QUANT_AMX inline void copy_row(const std::int8_t* src, Index bytes, In
 }  // namespace detail
 
 /// acc (M x n, column-major) = W · x on the tiles, whatever the shape (n ≥ 1): what gemm_s8 runs
-/// when the tiles pay, and what the tests run on every shape. Only when available().
-EDGESCALE_QUANT_AMX inline void gemm_tiles(const PackedView& w, const std::int8_t* x, Index n,
-                                           std::int32_t* acc) {
+/// when the tiles pay, and what the tests run on every shape. Only when available(). Not inlined,
+/// so that its 33 KB of stack buffers and the VNNI kernel's 16 KB never share one frame.
+EDGESCALE_QUANT_AMX_OUTLINED inline void gemm_tiles(const PackedView& w, const std::int8_t* x,
+                                                    Index n, std::int32_t* acc) {
   using namespace detail;
   alignas(64) std::int8_t xp[block_samples * block_depth];
   alignas(64) std::int32_t scratch[tile_rows * tile_rows];
@@ -307,4 +310,5 @@ EDGESCALE_QUANT_AMX inline void gemm_s8(const PackedView& w, const std::int8_t* 
 }  // namespace edgescale::quant::kernels::amx
 
 #undef EDGESCALE_QUANT_AMX
+#undef EDGESCALE_QUANT_AMX_OUTLINED
 #endif  // EDGESCALE_QUANT_X86_KERNELS

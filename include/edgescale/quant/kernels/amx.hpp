@@ -163,6 +163,20 @@ EDGESCALE_QUANT_AMX inline __mmask16 row_mask(Index rows) {
     }                                                                        \
   }
 
+// OP(T, j, c, samples, rows) on each accumulator tile a block uses: tmm0 (first samples, first
+// panel), tmm1 (second panel), tmm2 and tmm3 (second half of the samples).
+#define EDGESCALE_QUANT_AMX_EACH_C(OP)              \
+  OP(0, j0, c0, s0, r0)                             \
+  if constexpr (Panels > 1) {                       \
+    OP(1, j0, c0 + tile_rows, s0, r1)               \
+  }                                                 \
+  if constexpr (Halves > 1) {                       \
+    OP(2, j0 + tile_rows, c0, s1, r0)               \
+    if constexpr (Panels > 1) {                     \
+      OP(3, j0 + tile_rows, c0 + tile_rows, s1, r1) \
+    }                                               \
+  }
+
 /// acc rows [c0, c0 + 16·Panels) x samples [j0, j0 + 16·Halves) (+)= W·x over `steps` depth steps:
 /// a from x's block (samples lda bytes apart, depth steps 64 bytes apart), b the first panel's
 /// first group of the block (panels `stride` bytes apart). `samples` and `rows` are the live
@@ -176,16 +190,7 @@ EDGESCALE_QUANT_AMX inline void block(const std::int8_t* a, Index lda, const std
   const Index s1 = samples - s0;
   const Index r0 = std::min(rows, tile_rows);
   const Index r1 = rows - r0;
-  EDGESCALE_QUANT_AMX_INIT_C(0, j0, c0, s0, r0)
-  if constexpr (Panels > 1) {
-    EDGESCALE_QUANT_AMX_INIT_C(1, j0, c0 + tile_rows, s0, r1)
-  }
-  if constexpr (Halves > 1) {
-    EDGESCALE_QUANT_AMX_INIT_C(2, j0 + tile_rows, c0, s1, r0)
-    if constexpr (Panels > 1) {
-      EDGESCALE_QUANT_AMX_INIT_C(3, j0 + tile_rows, c0 + tile_rows, s1, r1)
-    }
-  }
+  EDGESCALE_QUANT_AMX_EACH_C(EDGESCALE_QUANT_AMX_INIT_C)
   for (Index t = 0; t < steps; ++t) {
     _tile_loadd(4, a, lda);
     _tile_loadd(6, b, group_bytes);
@@ -204,18 +209,10 @@ EDGESCALE_QUANT_AMX inline void block(const std::int8_t* a, Index lda, const std
     a += tile_depth;
     b += step_groups * group_bytes;
   }
-  EDGESCALE_QUANT_AMX_STORE_C(0, j0, c0, s0, r0)
-  if constexpr (Panels > 1) {
-    EDGESCALE_QUANT_AMX_STORE_C(1, j0, c0 + tile_rows, s0, r1)
-  }
-  if constexpr (Halves > 1) {
-    EDGESCALE_QUANT_AMX_STORE_C(2, j0 + tile_rows, c0, s1, r0)
-    if constexpr (Panels > 1) {
-      EDGESCALE_QUANT_AMX_STORE_C(3, j0 + tile_rows, c0 + tile_rows, s1, r1)
-    }
-  }
+  EDGESCALE_QUANT_AMX_EACH_C(EDGESCALE_QUANT_AMX_STORE_C)
 }
 
+#undef EDGESCALE_QUANT_AMX_EACH_C
 #undef EDGESCALE_QUANT_AMX_INIT_C
 #undef EDGESCALE_QUANT_AMX_STORE_C
 

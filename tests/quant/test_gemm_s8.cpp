@@ -1,8 +1,8 @@
 // The int8 GEMM and requantization (quant/gemm_s8.hpp): every path this CPU runs against plain
 // scalar loops written here, bit for bit — random shapes across the kernels' block sizes (16-row
-// panels, 8- and 6-column tiles, blocks of x 256 (VNNI) and 512 (AVX2) deep, 64 and 24 wide),
-// extreme codes, the deepest product, and requantization with extreme multipliers and
-// saturation. Paths the CPU lacks are compiled only.
+// panels, 8- and 6-column tiles, blocks of x 256 and up to 1024 (VNNI: unpacked, packed) and 512
+// (AVX2) deep, 64 and 24 wide), extreme codes, the deepest product, and requantization with
+// extreme multipliers and saturation. Paths the CPU lacks are compiled only.
 // Global operator new is replaced (for test_quant) by one that counts, as tests/nn does, to show
 // that neither function allocates.
 #include <edgescale/core/error.hpp>

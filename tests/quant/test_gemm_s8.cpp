@@ -1,9 +1,9 @@
 // The int8 GEMM and requantization (quant/gemm_s8.hpp): every path this CPU runs against plain
 // scalar loops written here, bit for bit — random shapes across the kernels' block sizes (16-row
-// panels, 8- and 6-column tiles, blocks of x 256 (VNNI) and 512 (AVX2) deep, 64 and 24 wide; AMX's
-// 16 x 16 tiles, 32-sample blocks, 64-deep steps and 1024-deep blocks),
-// extreme codes, the deepest product, and requantization with extreme multipliers and
-// saturation. Paths the CPU lacks are compiled only.
+// panels, 8- and 6-column tiles, VNNI's 48-row tiles, blocks of x 256 and up to 1024 (VNNI:
+// unpacked, packed) and 512 (AVX2) deep, 64 and 24 wide; AMX's 16 x 16 tiles, 32-sample blocks,
+// 64-deep steps and 1024-deep blocks), extreme codes, the deepest product, and requantization with
+// extreme multipliers and saturation. Paths the CPU lacks are compiled only.
 // Global operator new is replaced (for test_quant) by one that counts, as tests/nn does, to show
 // that neither function allocates.
 #include <edgescale/core/error.hpp>
@@ -345,6 +345,16 @@ TEST_CASE("gemm_s8: every path equals the scalar product on random shapes") {
   for (const Index k : {4096, 4097, 8192, 8193}) {
     for (const Index n : {1, 2}) {
       check_gemm(weights(35 * k), random_codes(k * n, rng), 35, k, n);
+    }
+  }
+  // VNNI's packed blocks of x (K > 256 with several columns: whole 8-column tiles transposed,
+  // partial tiles and depth tails by the scalar loop; depths over 1024 split into even blocks) and
+  // its 48-row register tiles, with 2 + 2 panels for the last rows.
+  for (const Index m : {17, 47, 48, 49, 100}) {
+    for (const Index k : {257, 300, 784, 1025, 2050}) {
+      for (const Index n : {3, 8, 9, 16, 24, 33, 65}) {
+        check_gemm(weights(m * k), random_codes(k * n, rng), m, k, n);
+      }
     }
   }
   // AMX (batches of 16 and more): 16-row tiles of samples and of output rows, partial in either;

@@ -9,11 +9,17 @@
 // operand as it is. The first sum stays below 255·128·K ≤ 2³¹ − 1 for K ≤ 65536
 // (kernels::max_depth), so both sums and their difference are exact in int32.
 //
-// Blocking: x is packed per call as x XOR 0x80, in blocks of 256 depths x 64 columns, into a 16 KB
-// stack buffer; the weights are read from the packed panels as they are. The register tile is 32
-// rows (2 panels) x 8 columns: 16 named zmm accumulators, 2 weight registers, broadcasts from
-// memory. With 1 or 2 columns (a batch of one) the tile is 64 rows (4 panels) instead, so 4 or 8
-// independent vpdpbusd chains hide its latency while the panels stream once.
+// Blocking: x is packed per call as x XOR 0x80 into a 16 KB stack buffer. The depth is cut into
+// equal blocks of at most 256 groups (1024 depths), and a block of x is as many whole 8-column
+// tiles as the buffer holds at that depth: K = 1024 is one depth block of 16 columns, K = 300 one
+// of 48, so up to K = 1024 each output is stored once rather than accumulated across depth blocks.
+// Whole tiles are packed by 8 x 8 transposes of 4-byte words; the weights are read from the packed
+// panels as they are. The register tile is 48 rows (3 panels) x 8 columns: 24 named zmm
+// accumulators, 3 weight registers, broadcasts from memory (11 loads per 24 vpdpbusd); the rows
+// end in tiles of 2 + 2 panels rather than 3 + 1. K ≤ 256 over several columns takes x unpacked
+// (`shallow`), 64 columns per block. With 1 or 2 columns (a batch of one) the tile is 64 rows
+// (4 panels) instead, so 4 or 8 independent vpdpbusd chains hide its latency while the panels
+// stream once.
 //
 // Compiled on any x86-64 target through
 // __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"))): only called when the CPU has
@@ -39,22 +45,71 @@
 namespace edgescale::quant::kernels::avx512_vnni {
 namespace detail {
 
-inline constexpr Index tile_cols = 8;      // columns of x per register tile
-inline constexpr Index block_groups = 64;  // groups of 4 depths per packed block of x
-inline constexpr Index block_tiles = 8;    // register tiles of columns per packed block
-inline constexpr Index block_cols = block_tiles * tile_cols;
-inline constexpr Index tile_stride = block_groups * tile_cols * group_depth;  // bytes per tile
+inline constexpr Index tile_cols = 8;           // columns of x per register tile
+inline constexpr Index tile_panels = 3;         // panels per register tile (48 rows)
+inline constexpr Index buffer_bytes = 16384;    // the stack buffer of x (+ 64 bytes of tail)
+inline constexpr Index max_block_groups = 256;  // groups of 4 depths per packed block, at most
+inline constexpr Index shallow_cols = 64;       // columns per block of the shallow path
+
+/// r[0, 8) (8 words each) transposed in place: word q of r[c] becomes word c of r[q].
+EDGESCALE_QUANT_VNNI inline void transpose8x8(__m256i* r) {
+  const __m256i t0 = _mm256_unpacklo_epi32(r[0], r[1]);
+  const __m256i t1 = _mm256_unpackhi_epi32(r[0], r[1]);
+  const __m256i t2 = _mm256_unpacklo_epi32(r[2], r[3]);
+  const __m256i t3 = _mm256_unpackhi_epi32(r[2], r[3]);
+  const __m256i t4 = _mm256_unpacklo_epi32(r[4], r[5]);
+  const __m256i t5 = _mm256_unpackhi_epi32(r[4], r[5]);
+  const __m256i t6 = _mm256_unpacklo_epi32(r[6], r[7]);
+  const __m256i t7 = _mm256_unpackhi_epi32(r[6], r[7]);
+  const __m256i u0 = _mm256_unpacklo_epi64(t0, t2);
+  const __m256i u1 = _mm256_unpackhi_epi64(t0, t2);
+  const __m256i u2 = _mm256_unpacklo_epi64(t1, t3);
+  const __m256i u3 = _mm256_unpackhi_epi64(t1, t3);
+  const __m256i u4 = _mm256_unpacklo_epi64(t4, t6);
+  const __m256i u5 = _mm256_unpackhi_epi64(t4, t6);
+  const __m256i u6 = _mm256_unpacklo_epi64(t5, t7);
+  const __m256i u7 = _mm256_unpackhi_epi64(t5, t7);
+  r[0] = _mm256_permute2x128_si256(u0, u4, 0x20);
+  r[1] = _mm256_permute2x128_si256(u1, u5, 0x20);
+  r[2] = _mm256_permute2x128_si256(u2, u6, 0x20);
+  r[3] = _mm256_permute2x128_si256(u3, u7, 0x20);
+  r[4] = _mm256_permute2x128_si256(u0, u4, 0x31);
+  r[5] = _mm256_permute2x128_si256(u1, u5, 0x31);
+  r[6] = _mm256_permute2x128_si256(u2, u6, 0x31);
+  r[7] = _mm256_permute2x128_si256(u3, u7, 0x31);
+}
 
 /// Packs columns [0, cols) of x (leading dimension depth), groups [g0, g0 + groups), as x XOR
-/// 0x80 in tiles of 8 columns: tile i, group t, column c at xp[i·tile_stride + (t·8 + c)·4]. Depths
-/// past K meet zero weights; they are packed as 0.
+/// 0x80 in tiles of 8 columns: tile i, group t, column c at xp[i·tile_step + (t·8 + c)·4]
+/// (tile_step = 32·groups). Whole tiles take 8 groups at a time by an 8 x 8 transpose of words;
+/// the rest (columns of a last partial tile, groups past the last 8 inside the depth) goes word by
+/// word. Depths past K meet zero weights; they are packed as 0.
 EDGESCALE_QUANT_VNNI inline void pack_x(const std::int8_t* x, Index depth, Index g0, Index groups,
                                         Index cols, std::uint8_t* xp) {
+  const Index tile_step = groups * tile_cols * group_depth;
+  const Index full = std::min(groups, depth / group_depth - g0);  // groups inside the depth
+  const Index vector_groups = full / 8 * 8;
+  const Index vector_cols = cols / tile_cols * tile_cols;
+  const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
+  for (Index c0 = 0; c0 < vector_cols; c0 += tile_cols) {
+    const std::int8_t* src = x + c0 * depth + g0 * group_depth;
+    std::uint8_t* dst = xp + (c0 / tile_cols) * tile_step;
+    for (Index t = 0; t < vector_groups; t += 8) {
+      __m256i r[8];
+      for (int c = 0; c < 8; ++c) {
+        r[c] = _mm256_xor_si256(
+            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + c * depth + t * 4)), flip);
+      }
+      transpose8x8(r);
+      for (int q = 0; q < 8; ++q) {
+        _mm256_store_si256(reinterpret_cast<__m256i*>(dst + (t + q) * 32), r[q]);
+      }
+    }
+  }
   for (Index c = 0; c < cols; ++c) {
     const std::int8_t* src = x + c * depth + g0 * group_depth;
-    std::uint8_t* dst = xp + (c / tile_cols) * tile_stride + (c % tile_cols) * group_depth;
-    const Index full = std::min(groups, (depth - g0 * group_depth) / group_depth);
-    for (Index t = 0; t < full; ++t) {
+    std::uint8_t* dst = xp + (c / tile_cols) * tile_step + (c % tile_cols) * group_depth;
+    for (Index t = c < vector_cols ? vector_groups : 0; t < full; ++t) {
       std::uint32_t word = 0;
       std::memcpy(&word, src + t * group_depth, sizeof word);
       word ^= 0x80808080U;
@@ -125,6 +180,9 @@ EDGESCALE_QUANT_VNNI inline __m512i broadcast_word(const std::uint8_t* p) {
 /// panel's first group; panels `stride` bytes apart) and a packed tile of x.
 /// x's 4 bytes of column c, group t are at xp + c·ldx + t·step: the packed tiles (ldx = 4,
 /// step = 32) or x XOR 0x80 as it is laid out (ldx = K, step = 4).
+/// Its end stays one guarded store_column per accumulator: with a branch-free end (row masks
+/// computed once, or accumulate a template parameter) g++ 12 moves or spills the 24 accumulators
+/// of a 3-panel tile inside the loop.
 template <int Panels, int Cols>
 EDGESCALE_QUANT_VNNI inline void tile(const std::int8_t* w, Index stride, Index groups,
                                       const std::uint8_t* xp, Index ldx, Index step,
@@ -204,8 +262,9 @@ EDGESCALE_QUANT_VNNI inline void thin(const PackedView& w, Index g0, Index group
 }
 
 /// Panels consecutive panels (from w, stride bytes apart) against every column tile of a packed
-/// block of `cols` columns: the panels' groups stay in L1 while the tiles of x go by.
-/// x as in tile: the packed tiles (ldx = 4, step = 32, tiles tile_stride apart) or x as it is
+/// block of `cols` columns: the panels' groups (up to 48 KB) stay in L1 or L2 while the tiles of
+/// x go by.
+/// x as in tile: the packed tiles (ldx = 4, step = 32, tiles 32·groups apart) or x as it is
 /// (ldx = K, step = 4, tiles 8·K apart).
 template <int Panels>
 EDGESCALE_QUANT_VNNI inline void wide(const std::int8_t* w, Index stride, Index groups,
@@ -244,6 +303,39 @@ EDGESCALE_QUANT_VNNI inline void wide(const std::int8_t* w, Index stride, Index 
   }
 }
 
+/// Every panel against a block of `cols` columns of x (as in wide), in register tiles of 3 panels
+/// (48 rows, 24 accumulators: 3 weight loads and 8 broadcasts per 24 vpdpbusd) that end in 2 + 2
+/// panels rather than 3 + 1, whose single panel would load a broadcast per vpdpbusd.
+EDGESCALE_QUANT_VNNI inline void all_panels(const PackedView& w, Index g0, Index groups,
+                                            const std::uint8_t* xp, Index ldx, Index step,
+                                            Index tile_step, Index cols, std::int32_t* out,
+                                            bool accumulate) {
+  const Index stride = w.groups * group_bytes;
+  for (Index p = 0; p < w.panels;) {
+    const Index left = w.panels - p;
+    const Index panels = left == 4 || left == 2 ? 2 : std::min(tile_panels, left);
+    const std::int8_t* wp = w.data + p * stride + g0 * group_bytes;
+    const std::int32_t* sums = w.row_sums + p * panel_rows;
+    std::int32_t* o = out + p * panel_rows;
+    const Index rows = w.rows - p * panel_rows;
+    switch (panels) {
+      case 3:
+        wide<3>(wp, stride, groups, xp, ldx, step, tile_step, cols, sums, o, w.rows, rows,
+                accumulate);
+        break;
+      case 2:
+        wide<2>(wp, stride, groups, xp, ldx, step, tile_step, cols, sums, o, w.rows, rows,
+                accumulate);
+        break;
+      default:
+        wide<1>(wp, stride, groups, xp, ldx, step, tile_step, cols, sums, o, w.rows, rows,
+                accumulate);
+        break;
+    }
+    p += panels;
+  }
+}
+
 /// xp[0, bytes) = src XOR 0x80, and 0 in the 64 bytes after (bytes + 64 written).
 EDGESCALE_QUANT_VNNI inline void flip_copy(const std::int8_t* src, Index bytes, std::uint8_t* xp) {
   const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
@@ -260,7 +352,7 @@ EDGESCALE_QUANT_VNNI inline void flip_copy(const std::int8_t* src, Index bytes, 
 }
 
 /// Depth up to which several columns take `shallow`: 64 columns of it fill the buffer of x.
-inline constexpr Index shallow_depth = tile_stride * block_tiles / block_cols;
+inline constexpr Index shallow_depth = buffer_bytes / shallow_cols;
 
 /// Shallow products (K ≤ 256: convolutions' im2col patches, whose columns are many and short)
 /// over n > 2 columns: x is not repacked per group but copied in blocks of 64 columns as it is
@@ -269,49 +361,24 @@ inline constexpr Index shallow_depth = tile_stride * block_tiles / block_cols;
 /// bytes past its column (the next column's, or 0 after the block), which meet zero weights.
 EDGESCALE_QUANT_VNNI inline void shallow(const PackedView& w, const std::int8_t* x, Index n,
                                          std::int32_t* acc, std::uint8_t* xp) {
-  const Index stride = w.groups * group_bytes;
-  for (Index j0 = 0; j0 < n; j0 += block_cols) {
-    const Index cols = std::min(block_cols, n - j0);
+  for (Index j0 = 0; j0 < n; j0 += shallow_cols) {
+    const Index cols = std::min(shallow_cols, n - j0);
     const Index bytes = cols * w.depth;
     flip_copy(x + j0 * w.depth, bytes, xp);
-    std::int32_t* out = acc + j0 * w.rows;
-    for (Index p = 0; p < w.panels; p += 2) {
-      const std::int8_t* wp = w.data + p * stride;
-      const std::int32_t* sums = w.row_sums + p * panel_rows;
-      const Index rows = w.rows - p * panel_rows;
-      if (w.panels - p >= 2) {
-        wide<2>(wp, stride, w.groups, xp, w.depth, group_depth, tile_cols * w.depth, cols, sums,
-                out + p * panel_rows, w.rows, rows, false);
-      } else {
-        wide<1>(wp, stride, w.groups, xp, w.depth, group_depth, tile_cols * w.depth, cols, sums,
-                out + p * panel_rows, w.rows, rows, false);
-      }
-    }
+    all_panels(w, 0, w.groups, xp, w.depth, group_depth, tile_cols * w.depth, cols,
+               acc + j0 * w.rows, false);
   }
 }
 
-}  // namespace detail
-
-/// acc (M x n, column-major) = W · x (x: K x n, column-major), exact in int32.
-EDGESCALE_QUANT_VNNI inline void gemm_s8(const PackedView& w, const std::int8_t* x, Index n,
-                                         std::int32_t* acc) {
-  using namespace detail;
-  alignas(64) std::uint8_t xp[block_tiles * tile_stride + 64];
-  if (n > 2 && w.depth <= shallow_depth) {
-    shallow(w, x, n, acc, xp);
-    return;
-  }
-  if (n <= 2 && n * w.depth <= block_tiles * tile_stride) {
-    // A batch of one or two (up to 8192 deep): x copied as it is, the whole depth in one pass, so
-    // each panel streams once and the accumulators stay in registers.
-    flip_copy(x, n * w.depth, xp);
-    if (n == 1) {
-      thin<1>(w, 0, w.groups, xp, w.depth, group_depth, acc, false);
-    } else {
-      thin<2>(w, 0, w.groups, xp, w.depth, group_depth, acc, false);
-    }
-    return;
-  }
+/// Deeper products (K > 256), and batches of one or two too deep for one pass: x packed block by
+/// block (pack_x), the depth in equal blocks of at most 256 groups (1024 deep) and as many whole
+/// tiles of columns as fill the buffer (at least one).
+EDGESCALE_QUANT_VNNI inline void packed(const PackedView& w, const std::int8_t* x, Index n,
+                                        std::int32_t* acc, std::uint8_t* xp) {
+  const Index depth_blocks = (w.groups + max_block_groups - 1) / max_block_groups;
+  const Index block_groups = (w.groups + depth_blocks - 1) / depth_blocks;
+  const Index tile_bytes = block_groups * tile_cols * group_depth;
+  const Index block_cols = std::max<Index>(1, buffer_bytes / tile_bytes) * tile_cols;
   for (Index j0 = 0; j0 < n; j0 += block_cols) {
     const Index cols = std::min(block_cols, n - j0);
     for (Index g0 = 0; g0 < w.groups; g0 += block_groups) {
@@ -324,22 +391,36 @@ EDGESCALE_QUANT_VNNI inline void gemm_s8(const PackedView& w, const std::int8_t*
       } else if (cols == 2) {
         thin<2>(w, g0, groups, xp, group_depth, tile_cols * group_depth, out, accumulate);
       } else {
-        const Index stride = w.groups * group_bytes;
-        for (Index p = 0; p < w.panels; p += 2) {
-          const std::int8_t* wp = w.data + p * stride + g0 * group_bytes;
-          const std::int32_t* sums = w.row_sums + p * panel_rows;
-          const Index rows = w.rows - p * panel_rows;
-          if (w.panels - p >= 2) {
-            wide<2>(wp, stride, groups, xp, group_depth, tile_cols * group_depth, tile_stride, cols,
-                    sums, out + p * panel_rows, w.rows, rows, accumulate);
-          } else {
-            wide<1>(wp, stride, groups, xp, group_depth, tile_cols * group_depth, tile_stride, cols,
-                    sums, out + p * panel_rows, w.rows, rows, accumulate);
-          }
-        }
+        all_panels(w, g0, groups, xp, group_depth, tile_cols * group_depth,
+                   groups * tile_cols * group_depth, cols, out, accumulate);
       }
     }
   }
+}
+
+}  // namespace detail
+
+/// acc (M x n, column-major) = W · x (x: K x n, column-major), exact in int32.
+EDGESCALE_QUANT_VNNI inline void gemm_s8(const PackedView& w, const std::int8_t* x, Index n,
+                                         std::int32_t* acc) {
+  using namespace detail;
+  alignas(64) std::uint8_t xp[buffer_bytes + 64];
+  if (n > 2 && w.depth <= shallow_depth) {
+    shallow(w, x, n, acc, xp);
+    return;
+  }
+  if (n <= 2 && n * w.depth <= buffer_bytes) {
+    // A batch of one or two (up to 8192 deep): x copied as it is, the whole depth in one pass, so
+    // each panel streams once and the accumulators stay in registers.
+    flip_copy(x, n * w.depth, xp);
+    if (n == 1) {
+      thin<1>(w, 0, w.groups, xp, w.depth, group_depth, acc, false);
+    } else {
+      thin<2>(w, 0, w.groups, xp, w.depth, group_depth, acc, false);
+    }
+    return;
+  }
+  packed(w, x, n, acc, xp);
 }
 
 namespace detail {

@@ -6,17 +6,18 @@
 // One TDPBSSD multiplies a 16 x 64 int8 tile by a 64 x 16 int8 tile into a 16 x 16 int32 tile:
 // 16 384 multiply-adds of signed bytes, exact in int32 (no offset, unlike vpdpbusd). The kernel
 // computes accᵀ = xᵀ·Wᵀ, which is how the operands already lie:
-//   A (xᵀ): 16 samples x 64 depths — x's columns are samples, contiguous in depth (stride K);
+//   A (xᵀ): 16 samples x 64 depths — x's columns are samples, contiguous in depth;
 //   B (Wᵀ): 16 groups of 4 depths x 16 output rows — exactly 16 consecutive 64-byte groups of one
 //           PackedS8 panel (stride 64): the packed layout is AMX's "VNNI" B layout as it is;
 //   C:      16 samples x 16 output rows, which are 16 consecutive int32 of acc's column j (stride
 //           4·M).
 // Register blocking: 2 x 2 tiles (tmm0..3 accumulate 32 samples x 32 rows, tmm4/5 hold A, tmm6/7
-// hold B), one depth step of 64 per 4 TDPBSSD. Blocks of 32 samples x 1024 depths of x are read in
-// place when K is a multiple of 64 and the block is full, otherwise copied zero-padded into a 32 KB
-// stack buffer; a last depth step past the panel's groups meets zero activations (PackedS8 keeps 16
-// zero groups after the last panel, so the read stays inside it). Partial C tiles (M or N not a
-// multiple of 16) go through a 1 KB stack tile. Deeper products than 1024 accumulate in acc.
+// hold B), one depth step of 64 per 4 TDPBSSD. Blocks of 32 samples x 1024 depths of x are copied
+// into a 32 KB stack buffer as whole A tiles, each 1 KB contiguous (a tile of x read in place, 16
+// rows K bytes apart, ran 1024³ 25 % slower), zero beyond the depth and the samples; a last depth
+// step past the panel's groups meets those zeros (PackedS8 keeps 16 zero groups after the last
+// panel, so the read stays inside it). Partial C tiles (M or N not a multiple of 16) go through a
+// 1 KB stack tile. Deeper products than 1024 accumulate in acc.
 //
 // Products the tiles do not pay for (amx::worth_tiles: fewer than 16 columns, where a batch of one
 // would waste 15 of a tile's 16 rows; depths of 32 or less; tiny products) take the AVX-512 VNNI
@@ -74,6 +75,8 @@ inline constexpr Index tile_depth = 64;     // depths per step: A's bytes per ro
 inline constexpr Index block_samples = 32;  // samples per block of x (2 A tiles)
 inline constexpr Index block_depth = 1024;  // depths per block of x
 inline constexpr Index step_groups = tile_depth / group_depth;  // packed groups per step (16)
+inline constexpr Index a_tile_bytes = tile_rows * tile_depth;   // one A tile, 1 KB
+inline constexpr Index a_step_bytes = 2 * a_tile_bytes;         // a depth step of a block: 2 tiles
 
 /// The tile configuration (palette 1): every tile 16 rows of 64 bytes.
 struct alignas(64) TileConfig {
@@ -178,21 +181,20 @@ EDGESCALE_QUANT_AMX inline __mmask16 row_mask(Index rows) {
   }
 
 /// acc rows [c0, c0 + 16·Panels) x samples [j0, j0 + 16·Halves) (+)= W·x over `steps` depth steps:
-/// a from x's block (samples lda bytes apart, depth steps 64 bytes apart), b the first panel's
-/// first group of the block (panels `stride` bytes apart). `samples` and `rows` are the live
-/// counts (≤ 32).
+/// a the packed block of x (pack_block), b the first panel's first group of the block (panels
+/// `stride` bytes apart). `samples` and `rows` are the live counts (≤ 32).
 template <int Halves, int Panels>
-EDGESCALE_QUANT_AMX inline void block(const std::int8_t* a, Index lda, const std::int8_t* b,
-                                      Index stride, Index steps, std::int32_t* acc, Index ldo,
-                                      Index j0, Index c0, Index samples, Index rows,
-                                      bool accumulate, std::int32_t* scratch) {
+EDGESCALE_QUANT_AMX inline void block(const std::int8_t* a, const std::int8_t* b, Index stride,
+                                      Index steps, std::int32_t* acc, Index ldo, Index j0, Index c0,
+                                      Index samples, Index rows, bool accumulate,
+                                      std::int32_t* scratch) {
   const Index s0 = std::min(samples, tile_rows);
   const Index s1 = samples - s0;
   const Index r0 = std::min(rows, tile_rows);
   const Index r1 = rows - r0;
   EDGESCALE_QUANT_AMX_EACH_C(EDGESCALE_QUANT_AMX_INIT_C)
   for (Index t = 0; t < steps; ++t) {
-    _tile_loadd(4, a, lda);
+    _tile_loadd(4, a, tile_depth);
     _tile_loadd(6, b, group_bytes);
     _tile_dpbssd(0, 4, 6);
     if constexpr (Panels > 1) {
@@ -200,13 +202,13 @@ EDGESCALE_QUANT_AMX inline void block(const std::int8_t* a, Index lda, const std
       _tile_dpbssd(1, 4, 7);
     }
     if constexpr (Halves > 1) {
-      _tile_loadd(5, a + tile_rows * lda, lda);
+      _tile_loadd(5, a + a_tile_bytes, tile_depth);
       _tile_dpbssd(2, 5, 6);
       if constexpr (Panels > 1) {
         _tile_dpbssd(3, 5, 7);
       }
     }
-    a += tile_depth;
+    a += a_step_bytes;
     b += step_groups * group_bytes;
   }
   EDGESCALE_QUANT_AMX_EACH_C(EDGESCALE_QUANT_AMX_STORE_C)
@@ -216,10 +218,9 @@ EDGESCALE_QUANT_AMX inline void block(const std::int8_t* a, Index lda, const std
 #undef EDGESCALE_QUANT_AMX_INIT_C
 #undef EDGESCALE_QUANT_AMX_STORE_C
 
-/// Every row of W against one block of samples (a: lda bytes apart, from depth k0), `steps` depth
-/// steps from group g0.
+/// Every row of W against one packed block of samples (a), `steps` depth steps from group g0.
 template <int Halves>
-EDGESCALE_QUANT_AMX inline void rows(const PackedView& w, const std::int8_t* a, Index lda, Index g0,
+EDGESCALE_QUANT_AMX inline void rows(const PackedView& w, const std::int8_t* a, Index g0,
                                      Index steps, std::int32_t* acc, Index j0, Index samples,
                                      bool accumulate, std::int32_t* scratch) {
   const Index stride = w.groups * group_bytes;
@@ -227,24 +228,35 @@ EDGESCALE_QUANT_AMX inline void rows(const PackedView& w, const std::int8_t* a, 
     const std::int8_t* b = w.data + p * stride + g0 * group_bytes;
     const Index live = std::min(2 * panel_rows, w.rows - p * panel_rows);
     if (w.panels - p >= 2) {
-      block<Halves, 2>(a, lda, b, stride, steps, acc, w.rows, j0, p * panel_rows, samples, live,
+      block<Halves, 2>(a, b, stride, steps, acc, w.rows, j0, p * panel_rows, samples, live,
                        accumulate, scratch);
     } else {
-      block<Halves, 1>(a, lda, b, stride, steps, acc, w.rows, j0, p * panel_rows, samples, live,
+      block<Halves, 1>(a, b, stride, steps, acc, w.rows, j0, p * panel_rows, samples, live,
                        accumulate, scratch);
     }
   }
 }
 
-/// dst[0, padded) = src[0, bytes) then zeros (padded: a multiple of 64, ≥ bytes).
-EDGESCALE_QUANT_AMX inline void copy_row(const std::int8_t* src, Index bytes, Index padded,
-                                         std::int8_t* dst) {
-  for (Index i = 0; i < padded; i += tile_depth) {
-    const Index left = std::clamp<Index>(bytes - i, 0, tile_depth);
-    const auto mask =
-        static_cast<__mmask64>(left == 0 ? 0 : ~std::uint64_t{0} >> (tile_depth - left));
-    _mm512_store_si512(dst + i, _mm512_maskz_loadu_epi8(mask, src + i));
+/// Packs `samples` (≤ 32) columns of x (ldx bytes apart), `depth` bytes each from x, as `steps`
+/// depth steps of A tiles: step t, sample r at xp + t·2048 + (r / 16)·1024 + (r % 16)·64, zero
+/// beyond depth, and beyond the samples up to the 16 or 32 rows the tiles read (their rows of C
+/// are never stored).
+EDGESCALE_QUANT_AMX inline void pack_block(const std::int8_t* x, Index ldx, Index samples,
+                                           Index depth, Index steps, std::int8_t* xp) {
+  const Index rows = samples > tile_rows ? block_samples : tile_rows;
+  for (Index r = 0; r < rows; ++r) {
+    const bool live = r < samples;  // a padded row reads nothing (mask 0)
+    const std::int8_t* src = live ? x + r * ldx : x;
+    std::int8_t* dst = xp + (r / tile_rows) * a_tile_bytes + (r % tile_rows) * tile_depth;
+    for (Index t = 0; t < steps; ++t) {
+      const Index left = live ? std::clamp<Index>(depth - t * tile_depth, 0, tile_depth) : 0;
+      const auto mask =
+          static_cast<__mmask64>(left == 0 ? 0 : ~std::uint64_t{0} >> (tile_depth - left));
+      _mm512_store_si512(dst + t * a_step_bytes,
+                         _mm512_maskz_loadu_epi8(mask, src + t * tile_depth));
+    }
   }
+  memory_barrier();  // the tiles load what was just stored
 }
 
 }  // namespace detail
@@ -259,34 +271,18 @@ EDGESCALE_QUANT_AMX_OUTLINED inline void gemm_tiles(const PackedView& w, const s
   alignas(64) std::int32_t scratch[tile_rows * tile_rows];
   memory_barrier();  // the caller's stores to x are complete before a tile reads it
   _tile_loadconfig(&full_tiles);
-  const bool in_place = w.depth % tile_depth == 0;
   for (Index k0 = 0; k0 < w.depth; k0 += block_depth) {
     const Index depth = std::min(block_depth, w.depth - k0);
     const Index steps = (depth + tile_depth - 1) / tile_depth;
-    const Index padded = steps * tile_depth;
     const Index g0 = k0 / group_depth;
     const bool accumulate = k0 > 0;
     for (Index j0 = 0; j0 < n; j0 += block_samples) {
       const Index samples = std::min(block_samples, n - j0);
-      const std::int8_t* a = x + j0 * w.depth + k0;
-      Index lda = w.depth;
-      if (!in_place || samples < block_samples) {
-        // A copy, zero beyond depth and samples: the padded depths multiply zero (or the zero
-        // groups past a panel), the padded samples' rows of C are never stored.
-        const Index copied = samples > tile_rows ? block_samples : tile_rows;
-        for (Index s = 0; s < copied; ++s) {
-          const bool live = s < samples;  // a padded sample reads nothing (mask 0)
-          copy_row(live ? x + (j0 + s) * w.depth + k0 : x, live ? depth : 0, padded,
-                   xp + s * padded);
-        }
-        memory_barrier();
-        a = xp;
-        lda = padded;
-      }
+      pack_block(x + j0 * w.depth + k0, w.depth, samples, depth, steps, xp);
       if (samples > tile_rows) {
-        rows<2>(w, a, lda, g0, steps, acc, j0, samples, accumulate, scratch);
+        rows<2>(w, xp, g0, steps, acc, j0, samples, accumulate, scratch);
       } else {
-        rows<1>(w, a, lda, g0, steps, acc, j0, samples, accumulate, scratch);
+        rows<1>(w, xp, g0, steps, acc, j0, samples, accumulate, scratch);
       }
     }
   }

@@ -4,9 +4,11 @@
 //   scripts/bench_quant.sh                  # configure, build, run pinned to one core, tables
 //   build/bench/bench/bench_quant --benchmark_filter='fc784_300/1$'
 //
-// Built twice (bench/CMakeLists.txt): bench_quant for the build's -march (native), where the
-// default path and Eigen use what this CPU has (AVX-512 VNNI and AVX-512 on such a CPU), and
-// bench_quant_avx2 for x86-64-v3 with oneDNN capped at AVX2: what an AVX2-only CPU gets.
+// Built three times (bench/CMakeLists.txt): bench_quant for the build's -march (native), where the
+// default path and Eigen use what this CPU has (AMX or AVX-512 VNNI, and AVX-512, on such a CPU);
+// bench_quant_avx2 for x86-64-v3 with oneDNN capped at AVX2: what an AVX2-only CPU gets; and
+// bench_quant_vnni for icelake-server (AVX-512 VNNI, no AMX; it runs only on a CPU with them) with
+// oneDNN capped at VNNI: what a Zen 4 or an Ice Lake gets.
 //
 // Workloads, names, codes and the GOP/s counter: bench/peers/quant_gemm.hpp. Rows:
 //   s8_<path>    gemm_s8<path> (portable, avx2, avx512_vnni, amx), W packed once beforehand; a path
@@ -31,6 +33,9 @@
 
 #if defined(EDGESCALE_BENCH_AVX2_ONLY) && (defined(__AVX512F__) || !defined(__AVX2__))
 #error "bench_quant_avx2 stands for an AVX2-only CPU: it must be compiled for x86-64-v3"
+#endif
+#if defined(EDGESCALE_BENCH_VNNI_ONLY) && (defined(__AMX_TILE__) || !defined(__AVX512VNNI__))
+#error "bench_quant_vnni stands for an AVX-512 VNNI CPU without AMX: compile it for icelake-server"
 #endif
 
 namespace {
@@ -127,9 +132,8 @@ void register_all() {
 
 std::string paths_run() {
   std::string text;
-  for (const auto p :
-       {quant::GemmPath::portable, quant::GemmPath::avx2, quant::GemmPath::avx512_vnni,
-        quant::GemmPath::amx}) {
+  for (const auto p : {quant::GemmPath::portable, quant::GemmPath::avx2,
+                       quant::GemmPath::avx512_vnni, quant::GemmPath::amx}) {
     text += std::string(text.empty() ? "" : ", ") + quant::gemm_path_name(p) +
             (quant::gemm_path_supported(p) ? " runs" : " cannot run here");
   }

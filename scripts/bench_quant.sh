@@ -4,8 +4,9 @@
 #   does for bench_nn, which it alone runs). Three runs, one JSON each under build/bench:
 #     bench_quant        -march=native: every gemm_s8 path, Eigen float, oneDNN at the ISA it
 #                        picks, gemmlowp                                        -> quant.json
-#     bench_quant        again, oneDNN only, capped at AVX-512 VNNI (DNNL_MAX_CPU_ISA), when the
-#                        CPU has it and oneDNN picked more (AMX)                -> quant_vnni.json
+#     bench_quant_vnni   icelake-server (AVX-512 VNNI, no AMX), oneDNN capped at VNNI in the same
+#                        process: what a CPU without AMX gets, side by side; when the CPU has
+#                        AVX-512 VNNI                                           -> quant_vnni.json
 #     bench_quant_avx2   x86-64-v3, oneDNN capped at AVX2: what an AVX2-only CPU gets
 #                                                                               -> quant_avx2.json
 #   and the markdown tables to build/bench/quant.md and stdout.
@@ -18,6 +19,7 @@
 #   EDGESCALE_BENCH_MIN_TIME=S    seconds per benchmark and repetition (default 0.3)
 #   EDGESCALE_BENCH_REPETITIONS=N repetitions, reported as median (default 5)
 #   EDGESCALE_JOBS=N              parallel compile jobs (default: nproc)
+#   EDGESCALE_BENCH_TABLES_ONLY=1 build and run nothing: the tables from the JSON already there
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -26,29 +28,37 @@ jobs=${EDGESCALE_JOBS:-$(nproc)}
 min_time=${EDGESCALE_BENCH_MIN_TIME:-0.3}
 repetitions=${EDGESCALE_BENCH_REPETITIONS:-5}
 
-cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DEDGESCALE_BUILD_BENCH=ON \
-  -DEDGESCALE_NATIVE=ON -DEDGESCALE_BUILD_TESTS=OFF -DEDGESCALE_BUILD_EXAMPLES=OFF
-targets=(bench_quant)
+x86=false
+vnni=false
 if [[ $(uname -m) == x86_64 ]]; then
-  targets+=(bench_quant_avx2)
+  x86=true
+  grep -qw avx512_vnni /proc/cpuinfo && vnni=true
 fi
-cmake --build "$build" -j "$jobs" --target "${targets[@]}"
-
-# One thread everywhere (oneDNN runs on OpenMP), one core (scripts/bench_run.sh: run).
-# shellcheck source=scripts/bench_run.sh
-source scripts/bench_run.sh
-
 jsons=("$build/quant.json")
-run bench_quant "$build/quant.json" "$@"
-if grep -qw avx512_vnni /proc/cpuinfo && ! grep -q '"onednn_avx512_core_vnni/' "$build/quant.json"; then
-  DNNL_MAX_CPU_ISA=AVX512_CORE_VNNI run bench_quant "$build/quant_vnni.json" \
-    --benchmark_filter='^onednn' "$@"
-  jsons+=("$build/quant_vnni.json")
-fi
-if [[ -x "$build/bench/bench_quant_avx2" ]]; then
-  run bench_quant_avx2 "$build/quant_avx2.json" \
-    --benchmark_filter='^(s8_avx2|s8_requant|eigen_f32|onednn_[a-z0-9_]+|gemmlowp_u8)/' "$@"
-  jsons+=("$build/quant_avx2.json")
+$vnni && jsons+=("$build/quant_vnni.json")
+$x86 && jsons+=("$build/quant_avx2.json")
+
+if [[ "${EDGESCALE_BENCH_TABLES_ONLY:-0}" != 1 ]]; then
+  cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DEDGESCALE_BUILD_BENCH=ON \
+    -DEDGESCALE_NATIVE=ON -DEDGESCALE_BUILD_TESTS=OFF -DEDGESCALE_BUILD_EXAMPLES=OFF
+  targets=(bench_quant)
+  $x86 && targets+=(bench_quant_avx2)
+  $vnni && targets+=(bench_quant_vnni)
+  cmake --build "$build" -j "$jobs" --target "${targets[@]}"
+
+  # One thread everywhere (oneDNN runs on OpenMP), one core (scripts/bench_run.sh: run).
+  # shellcheck source=scripts/bench_run.sh
+  source scripts/bench_run.sh
+
+  run bench_quant "$build/quant.json" "$@"
+  if $vnni; then
+    run bench_quant_vnni "$build/quant_vnni.json" \
+      --benchmark_filter='^(s8_avx512_vnni|s8_requant|eigen_f32|onednn_[a-z0-9_]+|gemmlowp_u8)/' "$@"
+  fi
+  if $x86; then
+    run bench_quant_avx2 "$build/quant_avx2.json" \
+      --benchmark_filter='^(s8_avx2|s8_requant|eigen_f32|onednn_[a-z0-9_]+|gemmlowp_u8)/' "$@"
+  fi
 fi
 
 # ---- tables: the median GOP/s of every row, and the ratios the docs quote ----
@@ -134,14 +144,14 @@ def table(title, context, rates, labels, columns, ratios):
 
 
 native_context, native, native_labels = load(sys.argv[1])
-avx2 = None
+avx2 = vnni = None
 for extra in sys.argv[2:]:
+    if not os.path.exists(extra):
+        continue
     if "quant_avx2" in extra:
         avx2 = load(extra)
-    else:
-        _, rates, labels = load(extra)
-        native.update(rates)
-        native_labels.update(labels)
+    elif "quant_vnni" in extra:
+        vnni = load(extra)
 onednn = sorted({i for i, _ in native if i.startswith("onednn_")})
 table("bench_quant: -march=native, every path", native_context, native, native_labels,
       ["s8_amx", "s8_avx512_vnni", "s8_avx2", "s8_portable", "s8_requant", "eigen_f32"] + onednn +
@@ -149,6 +159,12 @@ table("bench_quant: -march=native, every path", native_context, native, native_l
       [("s8_amx", "eigen_f32"), ("s8_avx512_vnni", "eigen_f32"), ("s8_avx2", "eigen_f32")] +
       [("s8_amx", o) for o in onednn if "amx" in o] +
       [("s8_avx512_vnni", o) for o in onednn] + [("s8_avx512_vnni", "gemmlowp_u8")])
+if vnni:
+    table("bench_quant_vnni: icelake-server (AVX-512 VNNI, no AMX), oneDNN capped at VNNI — a CPU "
+          "without AMX", *vnni,
+          ["s8_avx512_vnni", "s8_requant", "eigen_f32", "onednn_avx512_core_vnni", "gemmlowp_u8"],
+          [("s8_avx512_vnni", "eigen_f32"), ("s8_avx512_vnni", "onednn_avx512_core_vnni"),
+           ("s8_avx512_vnni", "gemmlowp_u8")])
 if avx2:
     table("bench_quant_avx2: x86-64-v3 (AVX2, FMA), oneDNN capped at AVX2 — an AVX2-only CPU",
           *avx2, ["s8_avx2", "s8_requant", "eigen_f32", "onednn_avx2", "gemmlowp_u8"],

@@ -44,9 +44,13 @@ const char* isa_name(dnnl::cpu_isa isa) {
 }
 
 void cap_isa() {
-#ifdef EDGESCALE_BENCH_AVX2_ONLY
+#if defined(EDGESCALE_BENCH_AVX2_ONLY) || defined(EDGESCALE_BENCH_VNNI_ONLY)
   static const bool capped = [] {
+#ifdef EDGESCALE_BENCH_AVX2_ONLY
     dnnl::set_max_cpu_isa(dnnl::cpu_isa::avx2);
+#else
+    dnnl::set_max_cpu_isa(dnnl::cpu_isa::avx512_core_vnni);
+#endif
     return true;
   }();
   (void)capped;

@@ -39,7 +39,6 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <cstring>
 
 #if EDGESCALE_QUANT_X86_KERNELS
 

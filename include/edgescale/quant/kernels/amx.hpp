@@ -38,11 +38,11 @@
 #include <edgescale/quant/kernels/portable.hpp>
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 
 #if EDGESCALE_QUANT_X86_KERNELS
 
-#include <cpuid.h>
 #if defined(__linux__)
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -94,12 +94,23 @@ inline void memory_barrier() {
   __asm__ __volatile__("" ::: "memory");
 }
 
+/// CPUID leaf `leaf`, sub-leaf `sub`: {eax, ebx, ecx, edx}. Inline assembly rather than the
+/// compiler's <cpuid.h>, so that the core needs no header beyond the standard library's and the
+/// intrinsics' (tests/static/check_includes.cmake).
+inline std::array<std::uint32_t, 4> cpuid(std::uint32_t leaf, std::uint32_t sub) {
+  std::array<std::uint32_t, 4> r{};
+  __asm__ __volatile__("cpuid"
+                       : "=a"(r[0]), "=b"(r[1]), "=c"(r[2]), "=d"(r[3])
+                       : "a"(leaf), "c"(sub));
+  return r;
+}
+
 /// Whether CPUID reports AMX-TILE and AMX-INT8 (leaf 7, sub-leaf 0, EDX bits 24 and 25).
 inline bool cpu_has_amx() {
-  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
-  if (__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx) == 0) {
+  if (cpuid(0, 0)[0] < 7) {  // the highest standard leaf
     return false;
   }
+  const std::uint32_t edx = cpuid(7, 0)[3];
   return (edx >> 24 & 1U) != 0 && (edx >> 25 & 1U) != 0;
 }
 

@@ -209,8 +209,8 @@ inline constexpr bool gemm_path_compiled = P == GemmPath::portable || EDGESCALE_
 template <GemmPath P = default_gemm_path>
 void gemm_s8(const PackedS8& w, const std::int8_t* x, Index n, std::int32_t* acc) {
   static_assert(detail::gemm_path_compiled<P>,
-                "gemm_s8: the avx2, avx512_vnni and amx paths exist on x86-64 (GCC or Clang) only; use "
-                "GemmPath::portable or default_gemm_path on this target");
+                "gemm_s8: the avx2, avx512_vnni and amx paths exist on x86-64 (GCC or Clang) "
+                "only; use GemmPath::portable or default_gemm_path on this target");
   if (n < 0 || (n > 0 && w.rows() > 0 && (x == nullptr || acc == nullptr))) {
     throw argument_error("gemm_s8: expected n >= 0 columns and non-null x and acc, got n = " +
                          std::to_string(n));
@@ -245,8 +245,8 @@ void requantize_s8(const std::int32_t* acc, Index m, Index n, const std::int32_t
                    const Multiplier* mult, std::int32_t zero_point, std::int32_t act_min,
                    std::int32_t act_max, std::int8_t* out) {
   static_assert(detail::gemm_path_compiled<P>,
-                "requantize_s8: the avx2, avx512_vnni and amx paths exist on x86-64 (GCC or Clang) "
-                "only; use GemmPath::portable or default_gemm_path on this target");
+                "requantize_s8: the avx2, avx512_vnni and amx paths exist on x86-64 (GCC or "
+                "Clang) only; use GemmPath::portable or default_gemm_path on this target");
   constexpr std::int32_t qmin = std::numeric_limits<std::int8_t>::min();
   constexpr std::int32_t qmax = std::numeric_limits<std::int8_t>::max();
   if (m < 0 || n < 0 || act_min < qmin || act_max > qmax || act_min > act_max ||

@@ -12,10 +12,11 @@
 //
 // The packed layout (PackedS8 writes it, every path reads it): W (M x K) in panels of 16 rows;
 // a panel is ceil(K/4) groups of 64 bytes, group t holding W[16p + r, 4t + q] at byte 4r + q —
-// 16 rows of 4 consecutive depths, zero beyond M and K, and 16 zero groups after the last panel. So one 64-byte group is an AVX-512 VNNI
-// operand as it is (16 lanes of 4 int8), four 16-byte AVX2 operands (4 rows of 4 depths each), and
-// a panel is read front to back once per column block: the whole matrix streams sequentially,
-// which is what a batch-1 product (memory-bound) wants.
+// 16 rows of 4 consecutive depths, zero beyond M and K, and 16 zero groups after the last panel.
+// So one 64-byte group is an AVX-512 VNNI operand as it is (16 lanes of 4 int8), four 16-byte AVX2
+// operands (4 rows of 4 depths each), and 16 consecutive groups one AMX B tile; a panel is read
+// front to back once per column block: the whole matrix streams sequentially, which is what a
+// batch-1 product (memory-bound) wants.
 #pragma once
 
 #include <edgescale/core/tensor.hpp>

@@ -17,9 +17,9 @@
 #      as errors, never run (this CPU may lack them):
 #        x86-64-v4 (AVX-512): the kernels' test files of nn, prune, fed, quant build/isa-x86-64-v4
 #        x86-64-v2 (SSE4.2):  every header alone + the train example       build/isa-x86-64-v2
-#      (about 1.5 minutes each on two cores with a cold ccache; the whole run about 18: 1107 s
-#      measured on a fresh clone with the MPI and quantization tests, 2026-12-02, on a 2-vCPU Intel
-#      Xeon: g++ 319 + 62, clang ASan 539 + 34, v4 81, v2 71; an earlier 1082 s without
+#      (about 1.5 minutes each on two cores with a cold ccache; the whole run about 18: 1087 s
+#      measured on a fresh clone with the MPI, quantization and AMX tests, 2026-12-02, on a 2-vCPU
+#      Intel Xeon: g++ 314 + 60, clang ASan 523 + 36, v4 81, v2 73; an earlier 1082 s without
 #      quantization took 1316 s on a run while the VM compiled 10-20 % slower: the 20-minute budget
 #      has little margin under load; CI's own machine ran the previous sources in 470 s)
 # Debug info is line tables only (-g1): enough for sanitizer reports and backtraces, and a good

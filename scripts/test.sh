@@ -21,7 +21,8 @@
 #      measured on a fresh clone with the MPI, quantization and AMX tests, 2026-12-02, on a 2-vCPU
 #      Intel Xeon: g++ 314 + 60, clang ASan 523 + 36, v4 81, v2 73; an earlier 1082 s without
 #      quantization took 1316 s on a run while the VM compiled 10-20 % slower: the 20-minute budget
-#      has little margin under load; CI's own machine ran the previous sources in 470 s)
+#      has little margin under load; CI's own machine ran the sources with quantization in 1141 s,
+#      the ones before in 470 s)
 # Debug info is line tables only (-g1): enough for sanitizer reports and backtraces, and a good
 # part less compile time than -g.
 # The instruction sets are named (-march=x86-64-v3, never native), so a ccache shared between

@@ -1,51 +1,11 @@
 // Batch-1 inference of a static-shape network performs no heap allocation: global operator new
-// is replaced (for this test executable) by one that counts.
+// is replaced (for this test executable) by one that counts (tests/counting_new.hpp).
 #include <edgescale/nn/activation.hpp>
 #include <edgescale/nn/dense.hpp>
 #include <edgescale/nn/sequential.hpp>
 
+#include "counting_new.hpp"
 #include <doctest/doctest.h>
-
-#include <atomic>
-#include <cstdlib>
-#include <new>
-
-namespace {
-std::atomic<long> allocations{0};
-}
-
-void* operator new(std::size_t size) {
-  allocations.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(size == 0 ? 1 : size))
-    return p;
-  throw std::bad_alloc();
-}
-void* operator new[](std::size_t size) {
-  return ::operator new(size);
-}
-void operator delete(void* p) noexcept {
-  std::free(p);
-}
-void operator delete[](void* p) noexcept {
-  std::free(p);
-}
-void operator delete(void* p, std::size_t) noexcept {
-  std::free(p);
-}
-void operator delete[](void* p, std::size_t) noexcept {
-  std::free(p);
-}
-
-namespace edgescale::test {
-/// Heap allocations made by f (operator new; Eigen's own aligned_malloc goes through malloc,
-/// so it is counted separately through Eigen's hook below).
-template <class F>
-long count_allocations(F&& f) {
-  const long before = allocations.load();
-  f();
-  return allocations.load() - before;
-}
-}  // namespace edgescale::test
 
 using namespace edgescale;
 

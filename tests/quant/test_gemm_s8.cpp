@@ -4,77 +4,23 @@
 // unpacked, packed) and 512 (AVX2) deep, 64 and 24 wide; AMX's 16 x 16 tiles, 32-sample blocks,
 // 64-deep steps and 1024-deep blocks), extreme codes, the deepest product, and requantization with
 // extreme multipliers and saturation. Paths the CPU lacks are compiled only.
-// Global operator new is replaced (for test_quant) by one that counts, as tests/nn does, to show
-// that neither function allocates.
+// Global operator new is replaced (for test_quant) by one that counts (tests/counting_new.hpp), to
+// show that neither function allocates.
 #include <edgescale/core/error.hpp>
 #include <edgescale/core/random.hpp>
 #include <edgescale/quant/fixed_point.hpp>
 #include <edgescale/quant/gemm_s8.hpp>
 #include <edgescale/quant/params.hpp>
 
+#include "counting_new.hpp"
 #include <doctest/doctest.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cmath>
 #include <cstdint>
-#include <cstdlib>
 #include <limits>
-#include <new>
 #include <string>
 #include <vector>
-
-namespace {
-std::atomic<long> allocations{0};
-
-void* counted_allocation(std::size_t size, std::size_t alignment) {
-  allocations.fetch_add(1, std::memory_order_relaxed);
-  const std::size_t rounded = (size + alignment - 1) / alignment * alignment;
-  void* p = alignment <= alignof(std::max_align_t) ? std::malloc(rounded == 0 ? 1 : rounded)
-                                                   : std::aligned_alloc(alignment, rounded);
-  if (p == nullptr) {
-    throw std::bad_alloc();
-  }
-  return p;
-}
-}  // namespace
-
-void* operator new(std::size_t size) {
-  return counted_allocation(size, alignof(std::max_align_t));
-}
-void* operator new[](std::size_t size) {
-  return counted_allocation(size, alignof(std::max_align_t));
-}
-void* operator new(std::size_t size, std::align_val_t alignment) {
-  return counted_allocation(size, static_cast<std::size_t>(alignment));
-}
-void* operator new[](std::size_t size, std::align_val_t alignment) {
-  return counted_allocation(size, static_cast<std::size_t>(alignment));
-}
-void operator delete(void* p) noexcept {
-  std::free(p);
-}
-void operator delete[](void* p) noexcept {
-  std::free(p);
-}
-void operator delete(void* p, std::size_t /*size*/) noexcept {
-  std::free(p);
-}
-void operator delete[](void* p, std::size_t /*size*/) noexcept {
-  std::free(p);
-}
-void operator delete(void* p, std::align_val_t /*alignment*/) noexcept {
-  std::free(p);
-}
-void operator delete[](void* p, std::align_val_t /*alignment*/) noexcept {
-  std::free(p);
-}
-void operator delete(void* p, std::size_t /*size*/, std::align_val_t /*alignment*/) noexcept {
-  std::free(p);
-}
-void operator delete[](void* p, std::size_t /*size*/, std::align_val_t /*alignment*/) noexcept {
-  std::free(p);
-}
 
 namespace edgescale {
 namespace {
@@ -544,15 +490,15 @@ TEST_CASE("gemm_s8 and requantize_s8 allocate nothing, batch 1 included") {
   const std::vector<std::int32_t> bias(300, 7);
   const std::vector<Multiplier> mult(300, quant::quantize_multiplier(0.001));
   for (const auto* w : {&narrow, &full}) {
-    const long before_packing = allocations.load();
+    const long before_packing = test::allocations.load();
     const PackedS8 packed(w->data(), 300, 784);
-    CHECK(allocations.load() > before_packing);  // the counter counts: packing allocates
+    CHECK(test::allocations.load() > before_packing);  // the counter counts: packing allocates
     for (const GemmPath p : runnable_paths()) {
       for (const Index n : {1, 33}) {
-        const long before = allocations.load();
-        gemm(p, packed, x.data(), n, acc.data());
-        requantize(p, acc, 300, n, bias, mult, -3, -128, 127, out);
-        const long made = allocations.load() - before;
+        const long made = test::count_allocations([&] {
+          gemm(p, packed, x.data(), n, acc.data());
+          requantize(p, acc, 300, n, bias, mult, -3, -128, 127, out);
+        });
         CAPTURE(quant::gemm_path_name(p));
         CAPTURE(n);
         CHECK(made == 0);

@@ -7,47 +7,22 @@
 //   export_driver <directory> --corrupt  flips one expected code first: must exit 1 (the check
 //                                        would catch a difference)
 //
-// No edgescale header here: the exported headers stand alone.
+// No edgescale library header here: the exported headers stand alone (counting_new.hpp is the
+// tests' counting operator new).
 #include "lenet5.hpp"
 #include "mlp.hpp"
 #include "variants.hpp"
+
+// Every operator new is counted: an exported model must not allocate.
+#include "../../counting_new.hpp"
 
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <new>
 #include <string>
 #include <vector>
-
-// Every operator new is counted: an exported model must not allocate.
-namespace {
-std::size_t allocations = 0;
-}  // namespace
-
-void* operator new(std::size_t size) {
-  ++allocations;
-  if (void* p = std::malloc(size == 0 ? 1 : size)) {
-    return p;
-  }
-  throw std::bad_alloc();
-}
-void* operator new[](std::size_t size) {
-  return operator new(size);
-}
-void operator delete(void* p) noexcept {
-  std::free(p);
-}
-void operator delete[](void* p) noexcept {
-  std::free(p);
-}
-void operator delete(void* p, std::size_t /*size*/) noexcept {
-  std::free(p);
-}
-void operator delete[](void* p, std::size_t /*size*/) noexcept {
-  std::free(p);
-}
 
 namespace {
 
@@ -115,7 +90,7 @@ bool check(const char* name, const std::string& dir, bool corrupt, Predict predi
   std::int8_t logits[out_size] = {};
   float values[out_size] = {};
   std::size_t differences = 0;
-  const std::size_t before = allocations;
+  const long before = edgescale::test::allocations.load();
   for (std::size_t n = 0; n < e.count; ++n) {
     const float* x = e.inputs.data() + n * in_size;
     const int label = predict(x, logits);
@@ -137,11 +112,11 @@ bool check(const char* name, const std::string& dir, bool corrupt, Predict predi
       }
     }
   }
-  const std::size_t allocated = allocations - before;
+  const long allocated = edgescale::test::allocations.load() - before;
   if (allocated != 0) {
-    std::fprintf(stderr, "%s: %zu heap allocations during predict\n", name, allocated);
+    std::fprintf(stderr, "%s: %ld heap allocations during predict\n", name, allocated);
   }
-  std::printf("%s: %zu inputs, %zu differ from the library, %zu allocations\n", name, e.count,
+  std::printf("%s: %zu inputs, %zu differ from the library, %ld allocations\n", name, e.count,
               differences, allocated);
   return differences == 0 && allocated == 0;
 }

@@ -237,11 +237,7 @@ void register_all() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  Eigen::setNbThreads(1);
-  benchmark::AddCustomContext("eigen", std::to_string(EIGEN_WORLD_VERSION) + "." +
-                                           std::to_string(EIGEN_MAJOR_VERSION) + "." +
-                                           std::to_string(EIGEN_MINOR_VERSION) + ", " +
-                                           Eigen::SimdInstructionSetsInUse());
+  edgescale::bench::use_one_eigen_thread();
   register_all();
   return edgescale::bench::run_benchmarks(argc, argv);
 }

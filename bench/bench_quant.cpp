@@ -143,11 +143,7 @@ std::string paths_run() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  Eigen::setNbThreads(1);
-  benchmark::AddCustomContext("eigen", std::to_string(EIGEN_WORLD_VERSION) + "." +
-                                           std::to_string(EIGEN_MAJOR_VERSION) + "." +
-                                           std::to_string(EIGEN_MINOR_VERSION) + ", " +
-                                           Eigen::SimdInstructionSetsInUse());
+  edgescale::bench::use_one_eigen_thread();
   benchmark::AddCustomContext("gemm_s8", std::string("default path ") +
                                              quant::gemm_path_name(quant::default_gemm_path) +
                                              "; " + paths_run());
